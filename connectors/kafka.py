@@ -1,0 +1,229 @@
+"""Kafka at the edge: topic admin, producing, read_committed reading, and Flink table options.
+
+Every consumer of a topic written by a transactional producer reads with
+isolation.level=read_committed: Flink sources, the SQL client, the loader, tests and the demo.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+Role = Literal["source", "sink", "query"]
+
+_QUIET = {"log_level": 3}  # errors only; librdkafka is chatty about connection retries
+
+
+@dataclass(frozen=True)
+class KafkaTable:
+    """How one Flink SQL table maps onto one Kafka topic."""
+
+    topic: str
+    role: Role
+    bootstrap: str
+    group_id: str = ""
+    transactional_id_prefix: str = ""
+    transaction_timeout_ms: int = 600_000
+    bounded: bool = False
+    key_fields: tuple[str, ...] = ()
+    value_format: str = "json"
+
+    def options(self) -> dict[str, str]:
+        """The WITH options for this table. One place decides delivery and isolation settings."""
+        opts: dict[str, str] = {
+            "connector": "kafka",
+            "topic": self.topic,
+            "properties.bootstrap.servers": self.bootstrap,
+        }
+        if self.value_format == "json":
+            opts["value.format"] = "json"
+            opts["value.json.timestamp-format.standard"] = "ISO-8601"
+        else:
+            opts["value.format"] = self.value_format
+        if self.key_fields:
+            opts["key.format"] = "json"
+            opts["key.fields"] = ";".join(self.key_fields)
+            opts["value.fields-include"] = "ALL"
+        if self.role in ("source", "query"):
+            if not self.group_id:
+                raise ValueError(f"table on topic {self.topic}: a source needs a group id")
+            opts["properties.group.id"] = self.group_id
+            opts["properties.isolation.level"] = "read_committed"
+            opts["scan.startup.mode"] = "earliest-offset"
+            if self.bounded or self.role == "query":
+                # Read what is committed when the query starts, then finish.
+                opts["scan.bounded.mode"] = "latest-offset"
+        if self.role == "sink":
+            if not self.transactional_id_prefix:
+                raise ValueError(f"table on topic {self.topic}: a sink needs a transactional id prefix")
+            opts["sink.delivery-guarantee"] = "exactly-once"
+            opts["sink.transactional-id-prefix"] = self.transactional_id_prefix
+            opts["properties.transaction.timeout.ms"] = str(self.transaction_timeout_ms)
+        return opts
+
+    def with_clause(self) -> str:
+        """Render as the body of a SQL WITH (...) clause, one option a line."""
+        return ",\n".join(f"  '{k}' = '{_sql_str(v)}'" for k, v in self.options().items())
+
+
+def _sql_str(v: str) -> str:
+    return v.replace("'", "''")
+
+
+def admin(bootstrap: str) -> AdminClient:
+    return AdminClient({"bootstrap.servers": bootstrap, **_QUIET})
+
+
+def broker_ready(bootstrap: str, timeout_s: float = 2.0) -> bool:
+    """True when the broker answers a metadata request and lists at least one broker."""
+    try:
+        md = admin(bootstrap).list_topics(timeout=timeout_s)
+    except KafkaException:
+        return False
+    return bool(md.brokers)
+
+
+def create_topics(
+    bootstrap: str, topics: Iterable[str], partitions: int = 3, timeout_s: float = 30.0
+) -> None:
+    """Create topics that do not exist yet; wait until their metadata is visible."""
+    names = list(topics)
+    a = admin(bootstrap)
+    existing = set(a.list_topics(timeout=timeout_s).topics)
+    new = [NewTopic(t, num_partitions=partitions, replication_factor=1) for t in names if t not in existing]
+    if new:
+        for topic, fut in a.create_topics(new, operation_timeout=timeout_s).items():
+            try:
+                fut.result()
+            except KafkaException as exc:
+                if exc.args[0].name() != "TOPIC_ALREADY_EXISTS":
+                    raise RuntimeError(f"could not create topic {topic}: {exc}") from exc
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        md = a.list_topics(timeout=timeout_s)
+        if all(t in md.topics and not md.topics[t].error for t in names):
+            return
+        time.sleep(0.1)
+    raise TimeoutError(f"topics not visible after {timeout_s}s: {names}")
+
+
+def delete_topics(bootstrap: str, topics: Iterable[str], timeout_s: float = 30.0) -> None:
+    """Delete the topics that exist; wait until they are gone."""
+    a = admin(bootstrap)
+    names = [t for t in topics if t in a.list_topics(timeout=timeout_s).topics]
+    if not names:
+        return
+    for fut in a.delete_topics(names, operation_timeout=timeout_s).values():
+        fut.result()
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if not set(names) & set(a.list_topics(timeout=timeout_s).topics):
+            return
+        time.sleep(0.1)
+    raise TimeoutError(f"topics still listed after {timeout_s}s: {names}")
+
+
+def produce(
+    bootstrap: str,
+    topic: str,
+    records: Iterable[tuple[bytes | None, bytes]],
+    partition_of: Mapping[int, int] | None = None,
+) -> int:
+    """Produce (key, value) records idempotently and wait until every one is acknowledged."""
+    p = Producer(
+        {"bootstrap.servers": bootstrap, "enable.idempotence": True, "linger.ms": 5, **_QUIET}
+    )
+    errors: list[str] = []
+
+    def on_delivery(err: Any, _msg: Any) -> None:
+        if err is not None:
+            errors.append(str(err))
+
+    n = 0
+    for i, (key, value) in enumerate(records):
+        kwargs: dict[str, Any] = {}
+        if partition_of is not None:
+            kwargs["partition"] = partition_of[i]
+        while True:
+            try:
+                p.produce(topic, value=value, key=key, on_delivery=on_delivery, **kwargs)
+                break
+            except BufferError:
+                p.poll(0.1)
+        n += 1
+    remaining = p.flush(60)
+    if remaining or errors:
+        raise RuntimeError(f"{remaining} records undelivered to {topic}; errors: {errors[:3]}")
+    return n
+
+
+def produce_json(bootstrap: str, topic: str, events: Iterable[Mapping[str, Any]], key: str) -> int:
+    return produce(
+        bootstrap,
+        topic,
+        ((str(e[key]).encode(), json.dumps(e, separators=(",", ":")).encode()) for e in events),
+    )
+
+
+def read_committed(
+    bootstrap: str, topic: str, group_id: str, timeout_s: float = 30.0
+) -> Iterator[tuple[bytes | None, bytes]]:
+    """Yield every committed record of `topic`, from the beginning to its last stable offset.
+
+    The end offsets are taken under read_committed, so open or aborted transactions are not read
+    and the call returns as soon as everything committed before it started has been seen.
+    """
+    c = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": group_id,
+            "isolation.level": "read_committed",
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            **_QUIET,
+        }
+    )
+    try:
+        md = c.list_topics(topic, timeout=timeout_s)
+        if topic not in md.topics or md.topics[topic].error:
+            raise RuntimeError(f"topic {topic} does not exist")
+        parts = sorted(md.topics[topic].partitions)
+        ends: dict[int, int] = {}
+        for p in parts:
+            _low, high = c.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout_s)
+            ends[p] = high
+        todo = {p for p in parts if ends[p] > 0}
+        if not todo:
+            return
+        c.assign([TopicPartition(topic, p, 0) for p in parts])
+        deadline = time.monotonic() + timeout_s
+        while todo:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"reading {topic}: partitions {sorted(todo)} not drained")
+            msg = c.poll(0.5)
+            if msg is None:
+                # Transaction markers occupy offsets; once position reaches the end we are done.
+                for tp in c.position([TopicPartition(topic, p) for p in list(todo)]):
+                    if tp.offset >= ends[tp.partition]:
+                        todo.discard(tp.partition)
+                continue
+            if msg.error():
+                raise RuntimeError(f"reading {topic}: {msg.error()}")
+            if msg.offset() < ends[msg.partition()]:
+                yield msg.key(), msg.value()
+            if msg.offset() + 1 >= ends[msg.partition()]:
+                todo.discard(msg.partition())
+    finally:
+        c.close()
+
+
+def read_committed_json(
+    bootstrap: str, topic: str, group_id: str, timeout_s: float = 30.0
+) -> list[dict[str, Any]]:
+    return [json.loads(v) for _k, v in read_committed(bootstrap, topic, group_id, timeout_s)]

@@ -1,0 +1,1 @@
+"""streamlake: YAML-configured, exactly-once event-time pipelines on PyFlink."""

@@ -1,0 +1,42 @@
+"""Entry point that `flink run -py` executes on the client: render a job's SQL and submit it.
+
+Run by `python -m jobs submit JOB`; not meant to be imported.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+# `flink run -py` puts this file's folder first on sys.path; drop it so that our module names
+# (config, paths, ...) cannot shadow third-party top-level modules. The package is importable
+# through the project's editable install.
+_here = os.path.dirname(os.path.abspath(__file__))
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _here]
+
+
+def main(argv: list[str]) -> int:
+    import argparse
+    from pathlib import Path
+
+    from jobs import catalog, flinkenv, settings
+
+    ap = argparse.ArgumentParser(prog="flink_entry")
+    ap.add_argument("job")
+    ap.add_argument("--conf", type=Path, default=None)
+    ap.add_argument("--bounded", action="store_true")
+    ap.add_argument("--parallelism", type=int, default=None)
+    args = ap.parse_args(argv)
+    conf_dir = args.conf
+    platform = settings.load_platform(conf_dir / "platform.yaml" if conf_dir else None)
+    job = catalog.get(args.job, conf_dir)
+    t_env = flinkenv.table_env(platform, name=job.name, local=False, parallelism=args.parallelism)
+    result = job.run(t_env, platform, bounded=args.bounded)
+    client = result.get_job_client()
+    if client is not None:
+        print(f"streamlake: submitted {job.name} as Flink job {client.get_job_id()}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

@@ -1,0 +1,49 @@
+"""One place that creates a PyFlink TableEnvironment with the platform's settings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from jobs import paths
+from jobs.settings import PlatformSettings
+
+
+def connector_jars() -> list[str]:
+    jars = sorted(paths.FLINK_JARS.glob("*.jar"))
+    if not jars:
+        raise RuntimeError(f"no jars in {paths.FLINK_JARS}: run `make jars` first")
+    return [j.as_uri() for j in jars]
+
+
+def table_env(
+    platform: PlatformSettings,
+    *,
+    name: str,
+    local: bool,
+    parallelism: int | None = None,
+    extra: dict[str, str] | None = None,
+) -> Any:
+    """A streaming TableEnvironment.
+
+    local=True runs on the in-process local executor (tests, `jobs run`), with the connector jars
+    added through pipeline.jars; local=False is for `flink run`, where the cluster has them in lib/.
+    """
+    from pyflink.table import EnvironmentSettings, TableEnvironment
+
+    t_env = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())
+    conf = t_env.get_config()
+    settings = {
+        "pipeline.name": name,
+        # Window bounds and TIMESTAMP values are rendered in UTC, whatever the machine's zone.
+        "table.local-time-zone": "UTC",
+        "parallelism.default": str(parallelism or platform.flink.parallelism),
+        "execution.checkpointing.interval": f"{platform.flink.checkpoint_interval_ms} ms",
+        "execution.checkpointing.mode": "EXACTLY_ONCE",
+        **(extra or {}),
+    }
+    if local:
+        settings["pipeline.jars"] = ";".join(connector_jars())
+        settings["python.executable"] = paths.python_executable()
+    for k, v in settings.items():
+        conf.set(k, v)
+    return t_env

@@ -1,0 +1,32 @@
+"""Where things live in a checkout. Everything generated at run time sits under .stack/ (ignored)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+CONF_DIR = REPO / "conf"
+SQL_DIR = REPO / "sql"
+POM = REPO / "connectors" / "maven" / "pom.xml"
+
+STACK = Path(os.environ.get("STREAMLAKE_STACK_DIR", REPO / ".stack")).resolve()
+JARS = STACK / "jars"
+FLINK_JARS = JARS / "flink"
+KAFKA_JARS = JARS / "kafka"
+LOGS = STACK / "logs"
+RUN = STACK / "run"
+KAFKA_DATA = STACK / "kafka" / "data"
+FLINK_STATE = STACK / "flink"
+
+
+def python_executable() -> str:
+    """The interpreter of the project's virtualenv: the one Flink must run Python with."""
+    return sys.executable
+
+
+def pyflink_home() -> Path:
+    import pyflink
+
+    return Path(pyflink.__file__).resolve().parent

@@ -1,0 +1,100 @@
+"""Typed platform settings (conf/platform.yaml): the Kafka broker, the Flink cluster, job defaults."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from jobs import config, paths
+
+_ID = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+_MEM = re.compile(r"^[1-9][0-9]*[mg]$")
+
+
+class KafkaSettings(config.Strict):
+    host: Literal["127.0.0.1", "localhost"] = "127.0.0.1"
+    port: int = Field(9092, ge=1024, le=65535)
+    controller_port: int = Field(9093, ge=1024, le=65535)
+    heap: str = "1g"
+    default_partitions: int = Field(3, ge=1, le=64)
+    # The broker refuses producers whose transaction.timeout.ms is above this (Kafka's default 15 min).
+    transaction_max_timeout_ms: int = Field(900_000, ge=60_000)
+
+    @property
+    def bootstrap(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    @field_validator("heap")
+    @classmethod
+    def _heap(cls, v: str) -> str:
+        if not _MEM.match(v):
+            raise ValueError("a JVM size such as 512m or 1g")
+        return v
+
+
+class FlinkSettings(config.Strict):
+    rest_port: int = Field(8081, ge=1024, le=65535)
+    rpc_port: int = Field(6123, ge=1024, le=65535)
+    task_slots: int = Field(2, ge=1, le=16)
+    jobmanager_memory: str = "1600m"
+    taskmanager_memory: str = "2048m"
+    parallelism: int = Field(1, ge=1, le=64)
+    checkpoint_interval_ms: int = Field(5_000, ge=100)
+    state_backend: Literal["rocksdb", "hashmap"] = "rocksdb"
+    # Prometheus reporter port; null keeps it off, because the reporter cannot bind to loopback only.
+    prometheus_port: int | None = Field(None, ge=1024, le=65535)
+
+    @field_validator("jobmanager_memory", "taskmanager_memory")
+    @classmethod
+    def _mem(cls, v: str) -> str:
+        if not _MEM.match(v):
+            raise ValueError("a memory size such as 1600m or 2g")
+        return v
+
+    @property
+    def rest_url(self) -> str:
+        return f"http://127.0.0.1:{self.rest_port}"
+
+
+class SinkSettings(config.Strict):
+    # Kafka transaction timeout of the Flink exactly-once sinks. Must exceed the longest time between
+    # a checkpoint and its commit (checkpoint interval + recovery) and stay below the broker maximum.
+    transaction_timeout_ms: int = Field(600_000, ge=10_000)
+
+
+class PlatformSettings(config.Strict):
+    pipeline_id: str = "streamlake"
+    kafka: KafkaSettings = KafkaSettings()
+    flink: FlinkSettings = FlinkSettings()
+    sinks: SinkSettings = SinkSettings()
+
+    @field_validator("pipeline_id")
+    @classmethod
+    def _pid(cls, v: str) -> str:
+        if not _ID.match(v):
+            raise ValueError("lower-case letters, digits and _ (start with a letter, at most 40)")
+        return v
+
+    @model_validator(mode="after")
+    def _timeouts(self) -> PlatformSettings:
+        if self.sinks.transaction_timeout_ms > self.kafka.transaction_max_timeout_ms:
+            raise ValueError(
+                f"sinks.transaction_timeout_ms ({self.sinks.transaction_timeout_ms}) must not exceed "
+                f"kafka.transaction_max_timeout_ms ({self.kafka.transaction_max_timeout_ms})"
+            )
+        if self.flink.checkpoint_interval_ms * 2 >= self.sinks.transaction_timeout_ms:
+            raise ValueError(
+                "sinks.transaction_timeout_ms must be well above flink.checkpoint_interval_ms "
+                "(at least twice), or open transactions expire before their checkpoint commits"
+            )
+        return self
+
+
+DEFAULT_FILE = paths.CONF_DIR / "platform.yaml"
+
+
+def load_platform(path: Path | None = None) -> PlatformSettings:
+    return config.load(PlatformSettings, path or DEFAULT_FILE)

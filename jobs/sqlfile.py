@@ -1,0 +1,117 @@
+"""The one runner for SQL files: render `${placeholders}` from validated config, split, execute.
+
+A job is a SQL file under sql/ whose first line is `-- Purpose: ...`. Python never glues SQL from
+fragments: it only fills placeholders (values and connector WITH bodies) and runs the file.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+_PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+class SqlTemplateError(Exception):
+    pass
+
+
+def purpose(path: Path) -> str:
+    first = path.read_text(encoding="utf-8").splitlines()[0] if path.exists() else ""
+    if not first.startswith("-- Purpose:"):
+        raise SqlTemplateError(f"{path}: first line must be '-- Purpose: <one line>'")
+    return first[len("-- Purpose:") :].strip()
+
+
+def placeholders(text: str) -> set[str]:
+    return set(_PLACEHOLDER.findall(text))
+
+
+def render(path: Path, params: Mapping[str, str]) -> str:
+    """Fill every `${name}`; a missing or unused parameter is an error (typos do not pass)."""
+    purpose(path)
+    text = path.read_text(encoding="utf-8")
+    wanted = placeholders(text)
+    missing = sorted(wanted - params.keys())
+    unused = sorted(params.keys() - wanted)
+    if missing:
+        raise SqlTemplateError(f"{path}: no value for placeholder(s) {missing}")
+    if unused:
+        raise SqlTemplateError(f"{path}: parameter(s) {unused} are not used by the file")
+    return string.Template(text).substitute(params)
+
+
+def split(sql: str) -> list[str]:
+    """Split a script on top-level semicolons, respecting quotes and comments."""
+    out: list[str] = []
+    buf: list[str] = []
+    i, n = 0, len(sql)
+    quote: str | None = None
+    while i < n:
+        ch = sql[i]
+        if quote:
+            buf.append(ch)
+            if ch == quote:
+                if i + 1 < n and sql[i + 1] == quote:  # doubled quote is an escaped quote
+                    buf.append(sql[i + 1])
+                    i += 1
+                else:
+                    quote = None
+        elif ch in ("'", '"', "`"):
+            quote = ch
+            buf.append(ch)
+        elif sql.startswith("--", i):
+            j = sql.find("\n", i)
+            j = n if j == -1 else j
+            buf.append(sql[i:j])
+            i = j
+            continue
+        elif sql.startswith("/*", i) and not sql.startswith("/*+", i):
+            j = sql.find("*/", i + 2)
+            j = n if j == -1 else j + 2
+            buf.append(sql[i:j])
+            i = j
+            continue
+        elif ch == ";":
+            out.append("".join(buf))
+            buf = []
+        else:
+            buf.append(ch)
+        i += 1
+    out.append("".join(buf))
+    return [s.strip() for s in out if _code(s)]
+
+
+def _code(stmt: str) -> str:
+    """The statement without comments and blank lines (empty if it is only comments)."""
+    lines = [ln for ln in stmt.splitlines() if ln.strip() and not ln.strip().startswith("--")]
+    return "\n".join(lines).strip()
+
+
+def is_insert(stmt: str) -> bool:
+    return _code(stmt).upper().startswith(("INSERT ", "EXECUTE "))
+
+
+def is_create_table(stmt: str) -> bool:
+    return bool(re.match(r"CREATE\s+(TEMPORARY\s+)?TABLE\b", _code(stmt), re.IGNORECASE))
+
+
+def execute(t_env: Any, sql: str) -> Any:
+    """Run DDL now; add every INSERT to one statement set so one job writes all outputs.
+
+    Returns the statement set's TableResult (the submitted job).
+    """
+    stmts = split(sql)
+    inserts = [s for s in stmts if is_insert(s)]
+    if not inserts:
+        raise SqlTemplateError("the script has no INSERT: nothing to run")
+    for s in stmts:
+        if not is_insert(s):
+            t_env.execute_sql(s)
+    stmt_set = t_env.create_statement_set()
+    for s in inserts:
+        stmt_set.add_insert_sql(s)
+    return stmt_set.execute()

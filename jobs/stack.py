@@ -1,0 +1,484 @@
+"""The local stack: a real Kafka 4.x broker (KRaft) and a Flink standalone cluster, on loopback.
+
+Each process is started by us in its own session, with its pid and start time in .stack/run/, so
+`down` stops exactly the processes `up` started (a recycled pid is never signalled). Each start
+waits on a real health check: the broker answers a metadata request; Flink's REST /overview lists
+a TaskManager.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import stat
+import subprocess
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from connectors import kafka
+from jobs import paths
+from jobs.settings import PlatformSettings
+
+
+class StackError(Exception):
+    pass
+
+
+# ---------------------------------------------------------------------------------------------
+# Processes we own
+
+
+@dataclass(frozen=True)
+class Owned:
+    name: str
+    pid: int
+    started: str  # /proc/<pid>/stat start time, to tell our process from a recycled pid
+
+    @property
+    def pid_file(self) -> Path:
+        return pid_file(self.name)
+
+
+def pid_file(name: str) -> Path:
+    return paths.RUN / f"{name}.pid"
+
+
+def _start_time(pid: int) -> str | None:
+    try:
+        stat_line = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # Field 22 (starttime); the command name (field 2) may contain spaces, so split after ')'.
+    return stat_line.rsplit(")", 1)[1].split()[19]
+
+
+def owned(name: str) -> Owned | None:
+    """The live process we started under `name`, or None (a stale pid file is removed)."""
+    f = pid_file(name)
+    if not f.exists():
+        return None
+    try:
+        rec = json.loads(f.read_text())
+        proc = Owned(name, int(rec["pid"]), str(rec["started"]))
+    except (ValueError, KeyError):
+        f.unlink()
+        return None
+    if _start_time(proc.pid) != proc.started or _is_zombie(proc.pid):
+        f.unlink()
+        return None
+    return proc
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+def spawn(name: str, argv: list[str], env: dict[str, str], log: Path, cwd: Path) -> Owned:
+    log.parent.mkdir(parents=True, exist_ok=True)
+    paths.RUN.mkdir(parents=True, exist_ok=True)
+    with log.open("ab") as out:
+        p = subprocess.Popen(
+            argv,
+            env=env,
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: `down` signals the group
+        )
+    started = None
+    for _ in range(50):
+        started = _start_time(p.pid)
+        if started:
+            break
+        time.sleep(0.01)
+    if started is None:
+        raise StackError(f"{name} exited at once; see {log}")
+    proc = Owned(name, p.pid, started)
+    proc.pid_file.write_text(json.dumps({"pid": p.pid, "started": started, "argv": argv[:3]}))
+    return proc
+
+
+def stop(name: str, timeout_s: float = 60.0) -> bool:
+    """SIGTERM the process group we started, wait, then SIGKILL. True if something was stopped."""
+    proc = owned(name)
+    if proc is None:
+        return False
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if _start_time(proc.pid) != proc.started or _is_zombie(proc.pid):
+            break
+        time.sleep(0.2)
+    else:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        _wait_gone(proc, 10)
+    proc.pid_file.unlink(missing_ok=True)
+    return True
+
+
+def _wait_gone(proc: Owned, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if _start_time(proc.pid) != proc.started or _is_zombie(proc.pid):
+            return
+        time.sleep(0.1)
+
+
+def port_free(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.settimeout(0.5)
+        return s.connect_ex((host, port)) == 0
+
+
+def require_ports(ports: dict[int, str], setting_hint: str) -> None:
+    for port, what in ports.items():
+        if not port_free(port):
+            raise StackError(
+                f"port {port} ({what}) is already in use by a process this stack did not start. "
+                f"Stop that process, or choose another port in {setting_hint}."
+            )
+
+
+def wait_for(check: Callable[[], bool], what: str, timeout_s: float, log: Path, name: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if owned(name) is None:
+            raise StackError(f"{what}: the process exited during start-up; see {log}")
+        if check():
+            return
+        time.sleep(0.25)
+    raise StackError(f"{what}: not healthy after {timeout_s:.0f}s; see {log}")
+
+
+def _java() -> str:
+    java_home = os.environ.get("JAVA_HOME")
+    if java_home and (Path(java_home) / "bin" / "java").exists():
+        return str(Path(java_home) / "bin" / "java")
+    found = shutil.which("java")
+    if not found:
+        raise StackError("java not found: install a JDK 17 (apt-get install openjdk-17-jdk-headless)")
+    return found
+
+
+# ---------------------------------------------------------------------------------------------
+# Kafka
+
+KAFKA_DIR = paths.STACK / "kafka"
+
+
+def kafka_server_properties(s: PlatformSettings) -> str:
+    k = s.kafka
+    return "\n".join(
+        [
+            "# Generated by `python -m jobs up` from conf/platform.yaml. Single node, KRaft, loopback.",
+            "process.roles=broker,controller",
+            "node.id=1",
+            f"controller.quorum.voters=1@{k.host}:{k.controller_port}",
+            f"listeners=PLAINTEXT://{k.host}:{k.port},CONTROLLER://{k.host}:{k.controller_port}",
+            f"advertised.listeners=PLAINTEXT://{k.host}:{k.port}",
+            "controller.listener.names=CONTROLLER",
+            "inter.broker.listener.name=PLAINTEXT",
+            "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            f"log.dirs={paths.KAFKA_DATA}",
+            f"num.partitions={k.default_partitions}",
+            "auto.create.topics.enable=false",
+            "delete.topic.enable=true",
+            # One node: internal topics cannot have more than one replica.
+            "offsets.topic.replication.factor=1",
+            "transaction.state.log.replication.factor=1",
+            "transaction.state.log.min.isr=1",
+            "share.coordinator.state.topic.replication.factor=1",
+            "share.coordinator.state.topic.min.isr=1",
+            # Flink sinks set transaction.timeout.ms (sinks.transaction_timeout_ms) below this.
+            f"transaction.max.timeout.ms={k.transaction_max_timeout_ms}",
+            "group.initial.rebalance.delay.ms=0",
+            "",
+        ]
+    )
+
+
+KAFKA_LOG4J = """\
+status = warn
+appender.file.type = RollingFile
+appender.file.name = file
+appender.file.fileName = {log}
+appender.file.filePattern = {log}.%i
+appender.file.layout.type = PatternLayout
+appender.file.layout.pattern = [%d] %p %m (%c)%n
+appender.file.policies.type = Policies
+appender.file.policies.size.type = SizeBasedTriggeringPolicy
+appender.file.policies.size.size = 50MB
+appender.file.strategy.type = DefaultRolloverStrategy
+appender.file.strategy.max = 3
+rootLogger.level = INFO
+rootLogger.appenderRef.file.ref = file
+logger.state.name = state.change.logger
+logger.state.level = WARN
+"""
+
+
+def _kafka_classpath() -> str:
+    if not any(paths.KAFKA_JARS.glob("kafka_2.13-*.jar")):
+        raise StackError(f"Kafka broker jars missing in {paths.KAFKA_JARS}: run `make jars`")
+    return str(paths.KAFKA_JARS / "*")
+
+
+def kafka_up(s: PlatformSettings) -> str:
+    if owned("kafka"):
+        if kafka.broker_ready(s.kafka.bootstrap):
+            return f"kafka: already running on {s.kafka.bootstrap}"
+        raise StackError("kafka: our broker process is running but unhealthy; run `make down` first")
+    require_ports(
+        {s.kafka.port: "Kafka broker", s.kafka.controller_port: "Kafka controller"},
+        "conf/platform.yaml (kafka.port / kafka.controller_port)",
+    )
+    KAFKA_DIR.mkdir(parents=True, exist_ok=True)
+    props = KAFKA_DIR / "server.properties"
+    props.write_text(kafka_server_properties(s))
+    log = paths.LOGS / "kafka-server.log"
+    log4j = KAFKA_DIR / "log4j2.properties"
+    log4j.write_text(KAFKA_LOG4J.format(log=log))
+    java, cp = _java(), _kafka_classpath()
+    jvm = [f"-Dlog4j2.configurationFile={log4j}", "-Djava.awt.headless=true"]
+    if not (paths.KAFKA_DATA / "meta.properties").exists():
+        paths.KAFKA_DATA.mkdir(parents=True, exist_ok=True)
+        cluster_id = _kafka_cluster_id()
+        out = subprocess.run(
+            [java, *jvm, "-cp", cp, "kafka.tools.StorageTool", "format", "-t", cluster_id,
+             "-c", str(props)],
+            capture_output=True, text=True, check=False, timeout=120,
+        )
+        if out.returncode != 0:
+            raise StackError(f"kafka: formatting storage failed:\n{out.stdout}\n{out.stderr}")
+    env = dict(os.environ)
+    argv = [java, f"-Xms{s.kafka.heap}", f"-Xmx{s.kafka.heap}", "-XX:+UseG1GC", *jvm,
+            "-cp", cp, "kafka.Kafka", str(props)]
+    spawn("kafka", argv, env, paths.LOGS / "kafka.out", paths.STACK)
+    wait_for(lambda: port_open(s.kafka.port) and kafka.broker_ready(s.kafka.bootstrap),
+             "kafka", 90, log, "kafka")
+    return f"kafka: up on {s.kafka.bootstrap} (KRaft, logs in {log})"
+
+
+def _kafka_cluster_id() -> str:
+    # A Kafka cluster id is a base64url (no padding) encoded 16-byte UUID.
+    import base64
+
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+
+
+# ---------------------------------------------------------------------------------------------
+# Flink
+
+FLINK_CONF = paths.FLINK_STATE / "conf"
+FLINK_LIB = paths.FLINK_STATE / "lib"
+
+
+def flink_config(s: PlatformSettings) -> dict[str, Any]:
+    """Flink's config.yaml: the wheel's defaults with ours on top."""
+    base = yaml.safe_load((paths.pyflink_home() / "conf" / "config.yaml").read_text()) or {}
+    py = paths.python_executable()
+    f = s.flink
+    ours: dict[str, Any] = {
+        "jobmanager.rpc.address": "127.0.0.1",
+        "jobmanager.rpc.port": f.rpc_port,
+        "jobmanager.bind-host": "127.0.0.1",
+        "jobmanager.memory.process.size": f.jobmanager_memory,
+        "taskmanager.bind-host": "127.0.0.1",
+        "taskmanager.host": "127.0.0.1",
+        "taskmanager.numberOfTaskSlots": f.task_slots,
+        "taskmanager.memory.process.size": f.taskmanager_memory,
+        "rest.address": "127.0.0.1",
+        "rest.bind-address": "127.0.0.1",
+        "rest.port": f.rest_port,
+        "rest.flamegraph.enabled": True,
+        "parallelism.default": f.parallelism,
+        "state.backend.type": f.state_backend,
+        "execution.checkpointing.dir": (paths.FLINK_STATE / "checkpoints").as_uri(),
+        "execution.checkpointing.savepoint-dir": (paths.FLINK_STATE / "savepoints").as_uri(),
+        "execution.checkpointing.incremental": f.state_backend == "rocksdb",
+        "execution.checkpointing.interval": f"{f.checkpoint_interval_ms} ms",
+        "execution.checkpointing.mode": "EXACTLY_ONCE",
+        "execution.checkpointing.num-retained": 3,
+        "restart-strategy.type": "exponential-delay",
+        "python.executable": py,
+        "python.client.executable": py,
+        "table.local-time-zone": "UTC",
+        "env.log.dir": str(paths.LOGS),
+        "env.pid.dir": str(paths.RUN),
+        # The SQL client submits to this session cluster.
+        "execution.target": "remote",
+    }
+    if f.prometheus_port is not None:
+        ours["metrics.reporter.prom.factory.class"] = (
+            "org.apache.flink.metrics.prometheus.PrometheusReporterFactory"
+        )
+        ours["metrics.reporter.prom.port"] = f"{f.prometheus_port}-{f.prometheus_port + 1}"
+    flat = _flatten(base)
+    flat.update(ours)
+    return flat
+
+
+def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(_flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def prepare_flink(s: PlatformSettings) -> dict[str, str]:
+    """Lay out conf/ and lib/ for the cluster, the CLI and the SQL client; return their env."""
+    home = paths.pyflink_home()
+    FLINK_CONF.mkdir(parents=True, exist_ok=True)
+    for f in (home / "conf").iterdir():
+        if f.name != "config.yaml" and f.is_file():
+            shutil.copy(f, FLINK_CONF / f.name)
+    (FLINK_CONF / "config.yaml").write_text(
+        "# Generated by `python -m jobs up` from conf/platform.yaml; edit that instead.\n"
+        + yaml.safe_dump(flink_config(s), sort_keys=True)
+    )
+    extra = sorted(paths.FLINK_JARS.glob("*.jar"))
+    if not extra:
+        raise StackError(f"Flink connector jars missing in {paths.FLINK_JARS}: run `make jars`")
+    if FLINK_LIB.exists():
+        shutil.rmtree(FLINK_LIB)
+    FLINK_LIB.mkdir(parents=True)
+    for jar in [*sorted((home / "lib").glob("*.jar")), *extra]:
+        (FLINK_LIB / jar.name).symlink_to(jar)
+    for script in (home / "bin").iterdir():
+        if script.suffix in ("", ".sh") and script.is_file():
+            mode = script.stat().st_mode
+            script.chmod(mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    (paths.FLINK_STATE / "checkpoints").mkdir(parents=True, exist_ok=True)
+    (paths.FLINK_STATE / "savepoints").mkdir(parents=True, exist_ok=True)
+    paths.LOGS.mkdir(parents=True, exist_ok=True)
+    return flink_env()
+
+
+def flink_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["FLINK_HOME"] = str(paths.pyflink_home())
+    env["FLINK_CONF_DIR"] = str(FLINK_CONF)
+    env["FLINK_LIB_DIR"] = str(FLINK_LIB)
+    env["FLINK_LOG_DIR"] = str(paths.LOGS)
+    env["PYFLINK_CLIENT_EXECUTABLE"] = paths.python_executable()
+    # The venv's bin first, so `python` in Flink's scripts is ours.
+    env["PATH"] = f"{Path(paths.python_executable()).parent}{os.pathsep}{env.get('PATH', '')}"
+    return env
+
+
+def flink_bin(script: str) -> str:
+    return str(paths.pyflink_home() / "bin" / script)
+
+
+def rest_get(s: PlatformSettings, path: str, timeout_s: float = 5.0) -> Any:
+    url = f"{s.flink.rest_url}{path}"
+    with urllib.request.urlopen(url, timeout=timeout_s) as r:  # noqa: S310 (loopback URL)
+        return json.loads(r.read())
+
+
+def flink_healthy(s: PlatformSettings) -> bool:
+    try:
+        ov = rest_get(s, "/overview", 2.0)
+    except (OSError, urllib.error.URLError, ValueError):
+        return False
+    return int(ov.get("taskmanagers", 0)) >= 1 and int(ov.get("slots-total", 0)) >= 1
+
+
+def flink_up(s: PlatformSettings) -> str:
+    jm, tm = owned("flink-jobmanager"), owned("flink-taskmanager")
+    if jm and tm and flink_healthy(s):
+        return f"flink: already running, UI at {s.flink.rest_url}"
+    if jm or tm:
+        raise StackError("flink: partly running; run `make down` first")
+    require_ports(
+        {s.flink.rest_port: "Flink REST/UI", s.flink.rpc_port: "Flink JobManager RPC"},
+        "conf/platform.yaml (flink.rest_port / flink.rpc_port)",
+    )
+    env = prepare_flink(s)
+    spawn("flink-jobmanager", [flink_bin("jobmanager.sh"), "start-foreground"], env,
+          paths.LOGS / "flink-jobmanager.out", paths.STACK)
+    wait_for(lambda: port_open(s.flink.rest_port), "flink jobmanager", 90,
+             paths.LOGS / "flink-jobmanager.out", "flink-jobmanager")
+    spawn("flink-taskmanager", [flink_bin("taskmanager.sh"), "start-foreground"], env,
+          paths.LOGS / "flink-taskmanager.out", paths.STACK)
+    wait_for(lambda: flink_healthy(s), "flink taskmanager", 90,
+             paths.LOGS / "flink-taskmanager.out", "flink-taskmanager")
+    return f"flink: up, UI at {s.flink.rest_url} (logs in {paths.LOGS})"
+
+
+# ---------------------------------------------------------------------------------------------
+# The whole stack
+
+COMPONENTS = ("kafka", "flink-jobmanager", "flink-taskmanager")
+
+
+def up(s: PlatformSettings, *, flink: bool = True) -> list[str]:
+    msgs = [kafka_up(s)]
+    if flink:
+        msgs.append(flink_up(s))
+    return msgs
+
+
+def down() -> list[str]:
+    msgs = []
+    for name in ("flink-taskmanager", "flink-jobmanager", "kafka"):
+        msgs.append(f"{name}: stopped" if stop(name) else f"{name}: not running")
+    return msgs
+
+
+def status(s: PlatformSettings) -> list[str]:
+    lines = []
+    for name in COMPONENTS:
+        proc = owned(name)
+        lines.append(f"{name:18} {'pid ' + str(proc.pid) if proc else 'not running'}")
+    if owned("kafka"):
+        ok = kafka.broker_ready(s.kafka.bootstrap)
+        lines.append(f"kafka broker       {s.kafka.bootstrap} {'healthy' if ok else 'NOT answering'}")
+    if owned("flink-jobmanager"):
+        try:
+            ov = rest_get(s, "/overview")
+            lines.append(
+                f"flink cluster      {s.flink.rest_url}  taskmanagers={ov['taskmanagers']} "
+                f"slots={ov['slots-available']}/{ov['slots-total']} jobs running={ov['jobs-running']} "
+                f"finished={ov['jobs-finished']} failed={ov['jobs-failed']}"
+            )
+            for j in rest_get(s, "/jobs/overview").get("jobs", []):
+                lines.append(f"  job {j['jid']} {j['state']:10} {j['name']}")
+        except (OSError, urllib.error.URLError, ValueError) as exc:
+            lines.append(f"flink cluster      {s.flink.rest_url} NOT answering ({exc})")
+    return lines

@@ -1,0 +1,1 @@
+"""Vectorised (Arrow/pandas) UDFs. Per-event Python UDFs on the main path need a benchmark first."""
