@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.cimpl import NewTopic
 
 Role = Literal["source", "sink", "query"]
 
@@ -61,7 +62,9 @@ class KafkaTable:
                 opts["scan.bounded.mode"] = "latest-offset"
         if self.role == "sink":
             if not self.transactional_id_prefix:
-                raise ValueError(f"table on topic {self.topic}: a sink needs a transactional id prefix")
+                raise ValueError(
+                    f"table on topic {self.topic}: a sink needs a transactional id prefix"
+                )
             opts["sink.delivery-guarantee"] = "exactly-once"
             opts["sink.transactional-id-prefix"] = self.transactional_id_prefix
             opts["properties.transaction.timeout.ms"] = str(self.transaction_timeout_ms)
@@ -96,7 +99,11 @@ def create_topics(
     names = list(topics)
     a = admin(bootstrap)
     existing = set(a.list_topics(timeout=timeout_s).topics)
-    new = [NewTopic(t, num_partitions=partitions, replication_factor=1) for t in names if t not in existing]
+    new = [
+        NewTopic(t, num_partitions=partitions, replication_factor=1)
+        for t in names
+        if t not in existing
+    ]
     if new:
         for topic, fut in a.create_topics(new, operation_timeout=timeout_s).items():
             try:
@@ -173,8 +180,8 @@ def produce_json(bootstrap: str, topic: str, events: Iterable[Mapping[str, Any]]
 
 def read_committed(
     bootstrap: str, topic: str, group_id: str, timeout_s: float = 30.0
-) -> Iterator[tuple[bytes | None, bytes]]:
-    """Yield every committed record of `topic`, from the beginning to its last stable offset.
+) -> Iterator[tuple[bytes | None, bytes | None]]:
+    """Yield every committed record (key, value; a tombstone's value is None) of `topic`, from the beginning to its last stable offset.
 
     The end offsets are taken under read_committed, so open or aborted transactions are not read
     and the call returns as soon as everything committed before it started has been seen.
@@ -215,10 +222,12 @@ def read_committed(
                 continue
             if msg.error():
                 raise RuntimeError(f"reading {topic}: {msg.error()}")
-            if msg.offset() < ends[msg.partition()]:
-                yield msg.key(), msg.value()
-            if msg.offset() + 1 >= ends[msg.partition()]:
-                todo.discard(msg.partition())
+            part, offset, value = msg.partition(), msg.offset(), msg.value()
+            assert part is not None and offset is not None
+            if offset < ends[part]:
+                yield msg.key(), value
+            if offset + 1 >= ends[part]:
+                todo.discard(part)
     finally:
         c.close()
 
@@ -226,4 +235,9 @@ def read_committed(
 def read_committed_json(
     bootstrap: str, topic: str, group_id: str, timeout_s: float = 30.0
 ) -> list[dict[str, Any]]:
-    return [json.loads(v) for _k, v in read_committed(bootstrap, topic, group_id, timeout_s)]
+    out = []
+    for _k, v in read_committed(bootstrap, topic, group_id, timeout_s):
+        if v is None:
+            raise ValueError(f"{topic}: a record with no value (tombstone) is not JSON")
+        out.append(json.loads(v))
+    return out

@@ -59,7 +59,9 @@ class SqlJob:
             key_fields=spec.key_fields,
         )
 
-    def render(self, platform: PlatformSettings, *, bounded: bool = False, query: bool = False) -> str:
+    def render(
+        self, platform: PlatformSettings, *, bounded: bool = False, query: bool = False
+    ) -> str:
         """The complete SQL of the job, as it will run (also what `jobs plan` prints)."""
         params = dict(self.params)
         for table in self.tables:
@@ -94,7 +96,9 @@ def demo_event_counts(conf_dir: Path) -> SqlJob:
         sql_file=paths.SQL_DIR / "demo" / "gold_demo_event_counts.sql",
         tables={
             "bronze_demo_events": TableSpec(cfg.input_topic, "source"),
-            "gold_demo_event_counts": TableSpec(cfg.output_topic, "sink", key_fields=("event_key",)),
+            "gold_demo_event_counts": TableSpec(
+                cfg.output_topic, "sink", key_fields=("event_key",)
+            ),
         },
         params={
             "window_size_s": str(cfg.window_size_s),

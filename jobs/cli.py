@@ -70,7 +70,10 @@ def cmd_submit(args: argparse.Namespace) -> int:
     from jobs import submit
 
     job_id = submit.submit(
-        args.job, _platform(args), bounded=args.bounded, parallelism=args.parallelism,
+        args.job,
+        _platform(args),
+        bounded=args.bounded,
+        parallelism=args.parallelism,
         conf_dir=args.conf,
     )
     print(f"submitted {args.job}: Flink job {job_id}")
@@ -130,7 +133,9 @@ def main(argv: list[str] | None = None) -> int:
     ):
         p = sub.add_parser(name, help=helptext)
         p.add_argument("job")
-        p.add_argument("--bounded", action="store_true", help="read to the current end, then finish")
+        p.add_argument(
+            "--bounded", action="store_true", help="read to the current end, then finish"
+        )
         p.add_argument("--parallelism", type=int)
         p.set_defaults(func=func)
 

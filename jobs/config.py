@@ -86,7 +86,9 @@ def load(model: type[M], path: Path) -> M:
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise ConfigError(path, "", f"expected a mapping at the top level, got {type(data).__name__}")
+        raise ConfigError(
+            path, "", f"expected a mapping at the top level, got {type(data).__name__}"
+        )
     return parse(model, data, path)
 
 

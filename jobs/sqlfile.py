@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 _PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_BLOCK_COMMENT = re.compile(r"/\*(?!\+).*?\*/", re.DOTALL)  # not /*+ hints */
 
 
 class SqlTemplateError(Exception):
@@ -87,6 +88,7 @@ def split(sql: str) -> list[str]:
 
 def _code(stmt: str) -> str:
     """The statement without comments and blank lines (empty if it is only comments)."""
+    stmt = _BLOCK_COMMENT.sub(" ", stmt)
     lines = [ln for ln in stmt.splitlines() if ln.strip() and not ln.strip().startswith("--")]
     return "\n".join(lines).strip()
 

@@ -187,7 +187,9 @@ def _java() -> str:
         return str(Path(java_home) / "bin" / "java")
     found = shutil.which("java")
     if not found:
-        raise StackError("java not found: install a JDK 17 (apt-get install openjdk-17-jdk-headless)")
+        raise StackError(
+            "java not found: install a JDK 17 (apt-get install openjdk-17-jdk-headless)"
+        )
     return found
 
 
@@ -258,7 +260,9 @@ def kafka_up(s: PlatformSettings) -> str:
     if owned("kafka"):
         if kafka.broker_ready(s.kafka.bootstrap):
             return f"kafka: already running on {s.kafka.bootstrap}"
-        raise StackError("kafka: our broker process is running but unhealthy; run `make down` first")
+        raise StackError(
+            "kafka: our broker process is running but unhealthy; run `make down` first"
+        )
     require_ports(
         {s.kafka.port: "Kafka broker", s.kafka.controller_port: "Kafka controller"},
         "conf/platform.yaml (kafka.port / kafka.controller_port)",
@@ -275,18 +279,45 @@ def kafka_up(s: PlatformSettings) -> str:
         paths.KAFKA_DATA.mkdir(parents=True, exist_ok=True)
         cluster_id = _kafka_cluster_id()
         out = subprocess.run(
-            [java, *jvm, "-cp", cp, "kafka.tools.StorageTool", "format", "-t", cluster_id,
-             "-c", str(props)],
-            capture_output=True, text=True, check=False, timeout=120,
+            [
+                java,
+                *jvm,
+                "-cp",
+                cp,
+                "kafka.tools.StorageTool",
+                "format",
+                "-t",
+                cluster_id,
+                "-c",
+                str(props),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=120,
         )
         if out.returncode != 0:
             raise StackError(f"kafka: formatting storage failed:\n{out.stdout}\n{out.stderr}")
     env = dict(os.environ)
-    argv = [java, f"-Xms{s.kafka.heap}", f"-Xmx{s.kafka.heap}", "-XX:+UseG1GC", *jvm,
-            "-cp", cp, "kafka.Kafka", str(props)]
+    argv = [
+        java,
+        f"-Xms{s.kafka.heap}",
+        f"-Xmx{s.kafka.heap}",
+        "-XX:+UseG1GC",
+        *jvm,
+        "-cp",
+        cp,
+        "kafka.Kafka",
+        str(props),
+    ]
     spawn("kafka", argv, env, paths.LOGS / "kafka.out", paths.STACK)
-    wait_for(lambda: port_open(s.kafka.port) and kafka.broker_ready(s.kafka.bootstrap),
-             "kafka", 90, log, "kafka")
+    wait_for(
+        lambda: port_open(s.kafka.port) and kafka.broker_ready(s.kafka.bootstrap),
+        "kafka",
+        90,
+        log,
+        "kafka",
+    )
     return f"kafka: up on {s.kafka.bootstrap} (KRaft, logs in {log})"
 
 
@@ -430,14 +461,34 @@ def flink_up(s: PlatformSettings) -> str:
         "conf/platform.yaml (flink.rest_port / flink.rpc_port)",
     )
     env = prepare_flink(s)
-    spawn("flink-jobmanager", [flink_bin("jobmanager.sh"), "start-foreground"], env,
-          paths.LOGS / "flink-jobmanager.out", paths.STACK)
-    wait_for(lambda: port_open(s.flink.rest_port), "flink jobmanager", 90,
-             paths.LOGS / "flink-jobmanager.out", "flink-jobmanager")
-    spawn("flink-taskmanager", [flink_bin("taskmanager.sh"), "start-foreground"], env,
-          paths.LOGS / "flink-taskmanager.out", paths.STACK)
-    wait_for(lambda: flink_healthy(s), "flink taskmanager", 90,
-             paths.LOGS / "flink-taskmanager.out", "flink-taskmanager")
+    spawn(
+        "flink-jobmanager",
+        [flink_bin("jobmanager.sh"), "start-foreground"],
+        env,
+        paths.LOGS / "flink-jobmanager.out",
+        paths.STACK,
+    )
+    wait_for(
+        lambda: port_open(s.flink.rest_port),
+        "flink jobmanager",
+        90,
+        paths.LOGS / "flink-jobmanager.out",
+        "flink-jobmanager",
+    )
+    spawn(
+        "flink-taskmanager",
+        [flink_bin("taskmanager.sh"), "start-foreground"],
+        env,
+        paths.LOGS / "flink-taskmanager.out",
+        paths.STACK,
+    )
+    wait_for(
+        lambda: flink_healthy(s),
+        "flink taskmanager",
+        90,
+        paths.LOGS / "flink-taskmanager.out",
+        "flink-taskmanager",
+    )
     return f"flink: up, UI at {s.flink.rest_url} (logs in {paths.LOGS})"
 
 
@@ -458,7 +509,29 @@ def down() -> list[str]:
     msgs = []
     for name in ("flink-taskmanager", "flink-jobmanager", "kafka"):
         msgs.append(f"{name}: stopped" if stop(name) else f"{name}: not running")
+    left = leftovers()
+    if left:
+        raise StackError(
+            "processes started from this stack are still running (pid: command): "
+            + "; ".join(f"{pid}: {cmd[:120]}" for pid, cmd in left)
+        )
     return msgs
+
+
+def leftovers() -> list[tuple[int, str]]:
+    """Live processes whose command line names this checkout's .stack folder."""
+    marker = str(paths.STACK)
+    found = []
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit() or int(d.name) == os.getpid():
+            continue
+        try:
+            cmd = (d / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if marker in cmd and not _is_zombie(int(d.name)):
+            found.append((int(d.name), cmd.strip()))
+    return found
 
 
 def status(s: PlatformSettings) -> list[str]:
@@ -468,7 +541,9 @@ def status(s: PlatformSettings) -> list[str]:
         lines.append(f"{name:18} {'pid ' + str(proc.pid) if proc else 'not running'}")
     if owned("kafka"):
         ok = kafka.broker_ready(s.kafka.bootstrap)
-        lines.append(f"kafka broker       {s.kafka.bootstrap} {'healthy' if ok else 'NOT answering'}")
+        lines.append(
+            f"kafka broker       {s.kafka.bootstrap} {'healthy' if ok else 'NOT answering'}"
+        )
     if owned("flink-jobmanager"):
         try:
             ov = rest_get(s, "/overview")

@@ -26,12 +26,20 @@ def submit(
     """Submit a job detached with `flink run -py`; return the Flink job id."""
     job = catalog.get(job_name, conf_dir)  # fail fast, before starting a JVM, on bad config
     if not stack.flink_healthy(platform):
-        raise stack.StackError(f"no healthy Flink cluster at {platform.flink.rest_url}: run `make up`")
+        raise stack.StackError(
+            f"no healthy Flink cluster at {platform.flink.rest_url}: run `make up`"
+        )
     py = paths.python_executable()
     argv = [
-        stack.flink_bin("flink"), "run", "--detached",
-        "-py", str(paths.REPO / "jobs" / "flink_entry.py"),
-        "-pyexec", py, "-pyclientexec", py,
+        stack.flink_bin("flink"),
+        "run",
+        "--detached",
+        "-py",
+        str(paths.REPO / "jobs" / "flink_entry.py"),
+        "-pyexec",
+        py,
+        "-pyclientexec",
+        py,
         # The first positional ends flink's own options; everything after goes to the script.
         job.name,
     ]
@@ -42,8 +50,9 @@ def submit(
     if parallelism:
         argv += ["--parallelism", str(parallelism)]
     env = stack.prepare_flink(platform) if not stack.FLINK_CONF.exists() else stack.flink_env()
-    out = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300, check=False,
-                         cwd=paths.REPO)
+    out = subprocess.run(
+        argv, env=env, capture_output=True, text=True, timeout=300, check=False, cwd=paths.REPO
+    )
     m = _JOB_ID.search(out.stdout + out.stderr)
     if out.returncode != 0 or not m:
         raise stack.StackError(
@@ -71,7 +80,9 @@ def wait_job(platform: PlatformSettings, job_id: str, until: set[str], timeout_s
     raise TimeoutError(f"job {job_id} still {state} after {timeout_s:.0f}s")
 
 
-def sql_client_init(platform: PlatformSettings, conf_dir: Path | None = None) -> Path:
+def sql_client_init(
+    platform: PlatformSettings, conf_dir: Path | None = None, *, batch: bool = False
+) -> Path:
     """Write the SQL client's init script: every job's tables, declared over their topics.
 
     The DDL is the jobs' own CREATE TABLE statements (one definition), rendered for querying:
@@ -89,7 +100,8 @@ def sql_client_init(platform: PlatformSettings, conf_dir: Path | None = None) ->
         "-- query add /*+ OPTIONS('scan.bounded.mode'='unbounded') */ after the table name.",
         "SET 'sql-client.execution.result-mode' = 'tableau';",
         "SET 'table.local-time-zone' = 'UTC';",
-        "SET 'execution.runtime-mode' = 'streaming';",
+        # A file run prints final results (batch over the bounded tables); the shell streams.
+        f"SET 'execution.runtime-mode' = '{'batch' if batch else 'streaming'}';",
     ]
     lines += [s + ";" for s in seen.values()]
     out = paths.STACK / "sql" / "init.sql"
@@ -98,8 +110,10 @@ def sql_client_init(platform: PlatformSettings, conf_dir: Path | None = None) ->
     return out
 
 
-def sql_client_argv(platform: PlatformSettings, file: Path | None, conf_dir: Path | None) -> list[str]:
-    init = sql_client_init(platform, conf_dir)
+def sql_client_argv(
+    platform: PlatformSettings, file: Path | None, conf_dir: Path | None
+) -> list[str]:
+    init = sql_client_init(platform, conf_dir, batch=file is not None)
     argv = [stack.flink_bin("sql-client.sh"), "embedded", "-i", str(init)]
     if file is not None:
         argv += ["-f", str(file.resolve())]
@@ -111,10 +125,13 @@ def run_sql(
 ) -> subprocess.CompletedProcess[str] | None:
     """Open the SQL client (interactive) or run a file and return its output."""
     if not stack.flink_healthy(platform):
-        raise stack.StackError(f"no healthy Flink cluster at {platform.flink.rest_url}: run `make up`")
+        raise stack.StackError(
+            f"no healthy Flink cluster at {platform.flink.rest_url}: run `make up`"
+        )
     argv = sql_client_argv(platform, file, conf_dir)
     env = stack.flink_env()
     if file is None:
-        os.execvpe(argv[0], argv, env)  # hand the terminal to the client
-    return subprocess.run(argv, env=env, capture_output=True, text=True, check=False,
-                          cwd=paths.REPO, **kw)
+        os.execvpe(argv[0], argv, env)  # noqa: S606 (Flink's own sql-client.sh)  # hand the terminal to the client
+    return subprocess.run(
+        argv, env=env, capture_output=True, text=True, check=False, cwd=paths.REPO, **kw
+    )

@@ -1,0 +1,1 @@
+"""Benchmarks: figures written to bench/results/, never asserted in tests."""
