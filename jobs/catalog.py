@@ -6,23 +6,32 @@ writes, and with which delivery guarantee, is decided here from config (connecto
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field
 
-from connectors.kafka import KafkaTable
+from connectors.kafka import BRONZE_TOPIC_CONFIG, KafkaTable
 from jobs import config, paths, sqlfile
 from jobs.settings import PlatformSettings
 
 
 @dataclass(frozen=True)
 class TableSpec:
-    topic: str
+    topics: tuple[str, ...]
     role: Literal["source", "sink"]
     key_fields: tuple[str, ...] = ()
+    key_format: Literal["json", "raw"] = "json"
+    value_format: Literal["json", "raw"] = "json"
+    # Topic configs used when the platform creates the topic (e.g. LogAppendTime for Bronze).
+    topic_config: Mapping[str, str] = field(default_factory=dict)
+
+
+# Placeholder values of a job's SQL, computed from the connector WITH bodies (by table name)
+# and whether secrets must be redacted (for `plan` and the SQL client).
+ParamsFn = Callable[[Mapping[str, str], bool], dict[str, str]]
 
 
 @dataclass(frozen=True)
@@ -30,18 +39,21 @@ class SqlJob:
     name: str
     sql_file: Path
     tables: Mapping[str, TableSpec]
-    params: Mapping[str, str]
-    # Flink table config for this job (e.g. the source idle timeout).
+    params: ParamsFn
+    # Flink table config for this job (e.g. the source idle timeout, the state TTL).
     table_config: Mapping[str, str] = field(default_factory=dict)
 
     def topics(self) -> list[str]:
-        return sorted({t.topic for t in self.tables.values()})
+        return sorted({t for spec in self.tables.values() for t in spec.topics})
 
     def source_topics(self) -> list[str]:
-        return sorted({t.topic for t in self.tables.values() if t.role == "source"})
+        return sorted({t for s in self.tables.values() if s.role == "source" for t in s.topics})
 
     def sink_topics(self) -> list[str]:
-        return sorted({t.topic for t in self.tables.values() if t.role == "sink"})
+        return sorted({t for s in self.tables.values() if s.role == "sink" for t in s.topics})
+
+    def topic_configs(self) -> dict[str, Mapping[str, str]]:
+        return {t: spec.topic_config for spec in self.tables.values() for t in spec.topics}
 
     def kafka_table(
         self, table: str, platform: PlatformSettings, *, bounded: bool, query: bool
@@ -49,31 +61,46 @@ class SqlJob:
         spec = self.tables[table]
         ident = f"{platform.pipeline_id}.{self.name}"
         return KafkaTable(
-            topic=spec.topic,
+            topic=";".join(spec.topics),
             role="query" if query else spec.role,
             bootstrap=platform.kafka.bootstrap,
             group_id=f"{platform.pipeline_id}.sql-client" if query else ident,
-            transactional_id_prefix=ident,
+            # Unique per sink: sinks of one job sharing a prefix fence each other's transactions.
+            transactional_id_prefix=f"{ident}.{table}",
             transaction_timeout_ms=platform.sinks.transaction_timeout_ms,
             bounded=bounded,
             key_fields=spec.key_fields,
+            key_format=spec.key_format,
+            value_format=spec.value_format,
         )
 
     def render(
-        self, platform: PlatformSettings, *, bounded: bool = False, query: bool = False
+        self,
+        platform: PlatformSettings,
+        *,
+        bounded: bool = False,
+        query: bool = False,
+        redact: bool = False,
     ) -> str:
         """The complete SQL of the job, as it will run (also what `jobs plan` prints)."""
-        params = dict(self.params)
-        for table in self.tables:
-            kt = self.kafka_table(table, platform, bounded=bounded, query=query)
-            params[f"with_{table}"] = kt.with_clause()
-        return sqlfile.render(self.sql_file, params)
+        withs = {
+            table: self.kafka_table(table, platform, bounded=bounded, query=query).with_clause()
+            for table in self.tables
+        }
+        return sqlfile.render(self.sql_file, self.params(withs, redact or query))
 
     def run(self, t_env: Any, platform: PlatformSettings, *, bounded: bool = False) -> Any:
         conf = t_env.get_config()
         for k, v in self.table_config.items():
             conf.set(k, v)
         return sqlfile.execute(t_env, self.render(platform, bounded=bounded))
+
+
+def _with_params(static: Mapping[str, str]) -> ParamsFn:
+    def params(withs: Mapping[str, str], _redact: bool) -> dict[str, str]:
+        return {**static, **{f"with_{t}": w for t, w in withs.items()}}
+
+    return params
 
 
 class WatermarkConfig(config.Strict):
@@ -109,9 +136,53 @@ def demo_event_counts(conf_dir: Path) -> SqlJob:
     )
 
 
+def silver(conf_dir: Path) -> SqlJob:
+    """Bronze -> Silver + DLQ + audit, compiled from the onboarding registry."""
+    from jobs import compiler, registry
+
+    reg = registry.load_registry(conf_dir)
+    tables: dict[str, TableSpec] = {
+        "bronze_events": TableSpec(
+            tuple(reg.bronze_topics()),
+            "source",
+            key_fields=("raw_key",),
+            key_format="raw",
+            value_format="raw",
+            topic_config=BRONZE_TOPIC_CONFIG,
+        ),
+        "dlq_events": TableSpec((reg.silver.dlq_topic,), "sink"),
+        "audit_silver_counts": TableSpec((reg.silver.audit_topic,), "sink"),
+    }
+    for name, et in sorted(reg.event_types.items()):
+        tables[f"silver_{name}"] = TableSpec(
+            (et.topic,), "sink", key_fields=("tenant_id", "event_id")
+        )
+    secret_ref = reg.silver.pii_hash_key
+    silver_file = conf_dir / "silver.yaml"
+
+    def params(withs: Mapping[str, str], redact: bool) -> dict[str, str]:
+        key = (
+            f"<redacted {secret_ref}>"
+            if redact
+            else config.resolve_secret(secret_ref, silver_file, "pii_hash_key")
+        )
+        return compiler.silver_params(reg, with_clauses=withs, hash_key=key)
+
+    return SqlJob(
+        name="silver",
+        sql_file=compiler.SILVER_SQL,
+        tables=tables,
+        params=params,
+        table_config={
+            "table.exec.state.ttl": f"{compiler.dedup_ttl_ms(reg)} ms",
+            "table.exec.source.idle-timeout": f"{registry.duration_ms(reg.silver.idle_timeout)} ms",
+        },
+    )
+
+
 def jobs(conf_dir: Path | None = None) -> dict[str, SqlJob]:
     conf_dir = conf_dir or paths.CONF_DIR
-    found = [demo_event_counts(conf_dir)]
+    found = [demo_event_counts(conf_dir), silver(conf_dir)]
     return {j.name: j for j in found}
 
 

@@ -51,7 +51,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
         print(f"-- ===== job {job.name}: {job.sql_file.relative_to(paths.REPO)} =====")
         for k, v in job.table_config.items():
             print(f"SET '{k}' = '{v}';")
-        print(job.render(platform, bounded=args.bounded))
+        print(job.render(platform, bounded=args.bounded, redact=True))
     return 0
 
 

@@ -43,6 +43,10 @@ def table_env(
     }
     if local:
         settings["pipeline.jars"] = ";".join(connector_jars())
+        # Fail, don't retry forever: a local run is a test or a try-out.
+        settings.setdefault("restart-strategy.type", "fixed-delay")
+        settings.setdefault("restart-strategy.fixed-delay.attempts", "1")
+        settings.setdefault("restart-strategy.fixed-delay.delay", "1 s")
         settings["python.executable"] = paths.python_executable()
     for k, v in settings.items():
         conf.set(k, v)

@@ -7,7 +7,6 @@ fragments: it only fills placeholders (values and connector WITH bodies) and run
 from __future__ import annotations
 
 import re
-import string
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -42,7 +41,9 @@ def render(path: Path, params: Mapping[str, str]) -> str:
         raise SqlTemplateError(f"{path}: no value for placeholder(s) {missing}")
     if unused:
         raise SqlTemplateError(f"{path}: parameter(s) {unused} are not used by the file")
-    return string.Template(text).substitute(params)
+    # Only ${name} is a placeholder: a lone $ (regex anchors, JSON paths) stays as it is, and
+    # substituted values are not scanned again.
+    return _PLACEHOLDER.sub(lambda m: params[m.group(1)], text)
 
 
 def split(sql: str) -> list[str]:

@@ -1,0 +1,77 @@
+-- Purpose: one event type's field checks, typed values, DLQ rows, deduplicated Silver rows and audit counts (rendered into silver.sql once per event type; its DLQ and audit rows join silver.sql's single INSERT into each).
+
+-- ===== event type ${event_type} =====
+-- Each declared field's JSON path is parsed once (materialised by UNNEST), as a wrapped JSON
+-- text: ["text"], [12], [true], [{...}], [[...]], [null], or NULL when the key is absent.
+CREATE TEMPORARY VIEW silver_fields_${event_type} AS
+SELECT r.*, f.*
+FROM bronze_routed AS r
+CROSS JOIN UNNEST(ARRAY[ROW(
+${field_queries}
+)]) AS f(${field_query_names})
+WHERE r.route_reason IS NULL AND r.event_type = '${event_type}';
+
+CREATE TEMPORARY VIEW silver_typed_${event_type} AS
+SELECT *,
+${typed_values}
+FROM silver_fields_${event_type};
+
+CREATE TEMPORARY VIEW silver_checked_${event_type} AS
+SELECT *,
+    CONCAT_WS(',',
+${field_checks}
+    ) AS field_reasons
+FROM silver_typed_${event_type};
+
+CREATE TEMPORARY TABLE silver_${event_type} (
+    tenant_id         STRING,
+    event_type        STRING,
+    schema_version    INT,
+    event_id          STRING,
+    event_at          TIMESTAMP_LTZ(3),
+${silver_columns},
+    source_topic      STRING,
+    source_partition  INT,
+    source_offset     BIGINT,
+    ingest_at         TIMESTAMP_LTZ(3)
+) WITH (
+${with_silver}
+);
+
+CREATE TEMPORARY VIEW dlq_rows_${event_type} AS
+SELECT topic_tenant, event_type, schema_version, SPLIT(field_reasons, ','), LEFT(w_tenant, 256),
+       source_topic, source_partition, source_offset, ingest_at, raw_key, source_headers,
+       raw_value, CAST(proc_at AS TIMESTAMP_LTZ(3))
+FROM silver_checked_${event_type}
+WHERE field_reasons <> '';
+
+-- Deduplicate on (tenant_id, event_id), keeping the first arrival; state lives for the dedup
+-- horizon (${dedup_horizon}, wall-clock: table.exec.state.ttl).
+CREATE TEMPORARY VIEW silver_deduped_${event_type} AS
+SELECT * FROM (
+    SELECT *, ROW_NUMBER() OVER (PARTITION BY tenant_id, v_event_id ORDER BY proc_at) AS arrival_rank
+    FROM silver_checked_${event_type}
+    WHERE field_reasons = ''
+)
+WHERE arrival_rank = 1;
+
+INSERT INTO silver_${event_type}
+SELECT tenant_id, event_type, schema_version, v_event_id, v_event_at,
+${silver_projection},
+       source_topic, source_partition, source_offset, ingest_at
+FROM silver_deduped_${event_type};
+
+CREATE TEMPORARY VIEW audit_rows_${event_type} AS
+SELECT a.window_start, a.window_end, a.tenant_id, '${event_type}', m.metric, m.count_records
+FROM (
+    SELECT window_start, window_end, topic_tenant AS tenant_id,
+           COUNT(*) FILTER (WHERE field_reasons = '') AS count_valid,
+           COUNT(*) FILTER (WHERE field_reasons <> '') AS count_dlq
+    FROM TABLE(TUMBLE(TABLE silver_checked_${event_type}, DESCRIPTOR(ingest_at), ${audit_window_interval}))
+    GROUP BY window_start, window_end, topic_tenant
+) AS a
+CROSS JOIN UNNEST(ARRAY[ROW('valid', a.count_valid), ROW('dlq', a.count_dlq)]) AS m(metric, count_records)
+UNION ALL
+SELECT window_start, window_end, topic_tenant, '${event_type}', 'silver', COUNT(*)
+FROM TABLE(TUMBLE(TABLE silver_deduped_${event_type}, DESCRIPTOR(ingest_at), ${audit_window_interval}))
+GROUP BY window_start, window_end, topic_tenant;

@@ -1,0 +1,153 @@
+-- Purpose: Bronze -> Silver: validate raw events against the YAML schemas, send every reject to the DLQ with its bytes and reasons, deduplicate, write typed rows per event type and per-tenant audit counts; exactly-once.
+
+-- Bronze is the tenant topics themselves, read once and kept as received: the record's bytes
+-- plus its Kafka metadata.
+CREATE TEMPORARY TABLE bronze_events (
+    raw_key          BYTES,
+    raw_value        BYTES,
+    source_topic     STRING             METADATA FROM 'topic' VIRTUAL,
+    source_partition INT                METADATA FROM 'partition' VIRTUAL,
+    source_offset    BIGINT             METADATA FROM 'offset' VIRTUAL,
+    ingest_at        TIMESTAMP_LTZ(3)   METADATA FROM 'timestamp' VIRTUAL,
+    source_headers   MAP<STRING, BYTES> METADATA FROM 'headers' VIRTUAL,
+    proc_at AS PROCTIME(),
+    -- Watermark on broker ingest time, ${ingest_ooo} behind. Bronze topics are created with
+    -- LogAppendTime, so ingest time is in order per partition; the bound covers topics that keep
+    -- producer CreateTime. It only closes the audit windows: event-time watermarks are declared
+    -- where Silver is read, after events beyond the allowed future skew were rejected here.
+    WATERMARK FOR ingest_at AS ingest_at - ${ingest_ooo_interval}
+) WITH (
+${with_bronze_events}
+);
+
+-- Decode, and measure the record (Flink has no byte length for BYTES: base64 has 4 characters
+-- per 3 bytes, less its padding). A record over ${max_record_bytes} bytes is never parsed.
+CREATE TEMPORARY VIEW bronze_decoded AS
+SELECT b.*, d.line, d.topic_tenant,
+    CHAR_LENGTH(d.raw_b64) / 4 * 3
+      - CASE WHEN d.raw_b64 LIKE '%==' THEN 2 WHEN d.raw_b64 LIKE '%=' THEN 1 ELSE 0 END AS record_bytes
+FROM bronze_events AS b
+CROSS JOIN UNNEST(ARRAY[ROW(
+    CAST(b.raw_value AS STRING),
+    TO_BASE64(b.raw_value),
+    -- The tenant that owns the topic (from config, never from the record).
+    CASE b.source_topic ${topic_owner_cases} END
+)]) AS d(line, raw_b64, topic_tenant);
+
+-- The envelope. Each JSON path is parsed once: UNNEST materialises the values, so the checks
+-- below reuse them instead of parsing the record again.
+CREATE TEMPORARY VIEW bronze_envelope AS
+SELECT d.*, e.is_strict_json, e.w_tenant, e.w_type, e.w_version, e.header_version
+FROM bronze_decoded AS d
+CROSS JOIN UNNEST(ARRAY[ROW(
+    CASE WHEN d.record_bytes <= ${max_record_bytes} THEN ${strict_json_check} END,
+    CASE WHEN d.record_bytes <= ${max_record_bytes}
+         THEN JSON_QUERY(d.line, '$.${tenant_field}' WITH UNCONDITIONAL ARRAY WRAPPER) END,
+    CASE WHEN d.record_bytes <= ${max_record_bytes}
+         THEN JSON_QUERY(d.line, '$.${type_field}' WITH UNCONDITIONAL ARRAY WRAPPER) END,
+    CASE WHEN d.record_bytes <= ${max_record_bytes}
+         THEN JSON_QUERY(d.line, '$.${version_field}' WITH UNCONDITIONAL ARRAY WRAPPER) END,
+    CAST(d.source_headers['${version_header}'] AS STRING)
+)]) AS e(is_strict_json, w_tenant, w_type, w_version, header_version);
+
+CREATE TEMPORARY VIEW bronze_identified AS
+SELECT
+    e.*,
+    CASE WHEN REGEXP(e.w_tenant, '^\["[a-z][a-z0-9_-]{1,62}"\]$')
+         THEN SUBSTRING(e.w_tenant FROM 3 FOR CHAR_LENGTH(e.w_tenant) - 4) END AS tenant_id,
+    CASE WHEN REGEXP(e.w_type, '^\["[a-z][a-z0-9_]{0,62}"\]$')
+         THEN SUBSTRING(e.w_type FROM 3 FOR CHAR_LENGTH(e.w_type) - 4) END AS event_type,
+    -- The version comes from the event, or else from the Kafka header.
+    COALESCE(
+        TRY_CAST(REGEXP_EXTRACT(e.w_version, '^\["?([0-9]{1,4})"?\]$', 1) AS INT),
+        CASE WHEN e.w_version IS NULL OR e.w_version = '[null]'
+             THEN TRY_CAST(REGEXP_EXTRACT(e.header_version, '^([0-9]{1,4})$', 1) AS INT) END
+    ) AS schema_version
+FROM bronze_envelope AS e;
+
+-- Record-level and routing checks, in order; the first that fails is the reason.
+CREATE TEMPORARY VIEW bronze_routed AS
+SELECT i.*,
+    CASE
+        WHEN i.raw_value IS NULL THEN 'empty_record'
+        WHEN i.record_bytes > ${max_record_bytes} THEN 'oversized_record'
+        WHEN POSITION(CHR(65533) IN i.line) > 0 AND CAST(i.line AS BYTES) <> i.raw_value
+            THEN 'invalid_utf8'
+        WHEN NOT i.is_strict_json THEN
+            CASE WHEN i.line IS JSON THEN 'duplicate_key'
+                 WHEN REGEXP(i.line, '(^|[\[:,])\s*-?(NaN|Infinity)\s*([\],}]|$)') THEN 'non_finite_number'
+                 ELSE 'malformed_json' END
+        WHEN NOT REGEXP(i.line, '^\s*\{') THEN 'not_an_object'
+        WHEN POSITION('\u' IN i.line) > 0 AND REGEXP(i.line,
+            '\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})|(?<!\\u[dD][89abAB][0-9a-fA-F]{2})\\u[dD][c-fC-F][0-9a-fA-F]{2}')
+            THEN 'invalid_unicode'
+        WHEN i.w_tenant IS NULL OR i.w_tenant = '[null]' THEN 'missing_field:${tenant_field}'
+        WHEN i.tenant_id IS NULL THEN 'invalid_tenant_id'
+        WHEN i.tenant_id NOT IN (${known_tenants}) THEN 'unknown_tenant'
+        WHEN i.tenant_id <> i.topic_tenant THEN 'tenant_topic_mismatch'
+        WHEN i.w_type IS NULL OR i.w_type = '[null]' THEN 'missing_field:${type_field}'
+        WHEN i.event_type IS NULL OR i.event_type NOT IN (${known_event_types}) THEN 'unknown_event_type'
+        WHEN i.tenant_id || '/' || i.event_type NOT IN (${allowed_event_types}) THEN 'event_type_not_allowed'
+        WHEN i.schema_version IS NULL
+          OR i.event_type || '/' || CAST(i.schema_version AS STRING) NOT IN (${known_versions})
+            THEN 'unknown_version'
+        WHEN i.tenant_id || '/' || i.event_type || '/' || CAST(i.schema_version AS STRING)
+             NOT IN (${active_versions}) THEN 'version_not_active'
+    END AS route_reason
+FROM bronze_identified AS i;
+
+-- Every rejected record, with its original bytes, where it came from and why.
+CREATE TEMPORARY TABLE dlq_events (
+    tenant_id         STRING,
+    event_type        STRING,
+    schema_version    INT,
+    reason_codes      ARRAY<STRING>,
+    claimed_tenant    STRING,
+    source_topic      STRING,
+    source_partition  INT,
+    source_offset     BIGINT,
+    ingest_at         TIMESTAMP_LTZ(3),
+    source_key        BYTES,
+    source_headers    MAP<STRING, BYTES>,
+    raw_value         BYTES,
+    detected_at       TIMESTAMP_LTZ(3)
+) WITH (
+${with_dlq_events}
+);
+
+-- Per-tenant counts per window of ingest time. Conservation:
+-- read = dlq + valid, and duplicates dropped = valid - silver.
+CREATE TEMPORARY TABLE audit_silver_counts (
+    window_start   TIMESTAMP(3),
+    window_end     TIMESTAMP(3),
+    tenant_id      STRING,
+    event_type     STRING,
+    metric         STRING,
+    count_records  BIGINT
+) WITH (
+${with_audit_silver_counts}
+);
+
+${event_type_sections}
+
+-- One INSERT per Kafka table: each sink owns its transactional ids, and two sinks sharing a
+-- prefix would fence each other. Every event type's rows join these through UNION ALL.
+INSERT INTO dlq_events
+SELECT topic_tenant, event_type, schema_version, ARRAY[route_reason], LEFT(w_tenant, 256),
+       source_topic, source_partition, source_offset, ingest_at, raw_key, source_headers,
+       raw_value, CAST(proc_at AS TIMESTAMP_LTZ(3))
+FROM bronze_routed
+WHERE route_reason IS NOT NULL
+${dlq_unions};
+
+INSERT INTO audit_silver_counts
+SELECT a.window_start, a.window_end, a.tenant_id, '', m.metric, m.count_records
+FROM (
+    SELECT window_start, window_end, topic_tenant AS tenant_id,
+           COUNT(*) AS count_read,
+           COUNT(*) FILTER (WHERE route_reason IS NOT NULL) AS count_dlq
+    FROM TABLE(TUMBLE(TABLE bronze_routed, DESCRIPTOR(ingest_at), ${audit_window_interval}))
+    GROUP BY window_start, window_end, topic_tenant
+) AS a
+CROSS JOIN UNNEST(ARRAY[ROW('read', a.count_read), ROW('dlq', a.count_dlq)]) AS m(metric, count_records)
+${audit_unions};
