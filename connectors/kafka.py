@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -150,16 +150,25 @@ def produce(
     records: Iterable[tuple[bytes | None, bytes | None]],
     partition_of: Mapping[int, int] | None = None,
     headers: Mapping[int, list[tuple[str, bytes]]] | None = None,
-) -> int:
-    """Produce (key, value) records idempotently and wait until every one is acknowledged."""
+) -> list[tuple[int, int]]:
+    """Produce (key, value) records idempotently; wait for every acknowledgement.
+
+    Returns each record's (partition, offset), in the order given.
+    """
     p = Producer(
         {"bootstrap.servers": bootstrap, "enable.idempotence": True, "linger.ms": 5, **_QUIET}
     )
     errors: list[str] = []
+    placed: dict[int, tuple[int, int]] = {}
 
-    def on_delivery(err: Any, _msg: Any) -> None:
-        if err is not None:
-            errors.append(str(err))
+    def on_delivery(i: int) -> Callable[[Any, Any], None]:
+        def done(err: Any, msg: Any) -> None:
+            if err is not None:
+                errors.append(str(err))
+            else:
+                placed[i] = (msg.partition(), msg.offset())
+
+        return done
 
     n = 0
     for i, (key, value) in enumerate(records):
@@ -170,15 +179,15 @@ def produce(
             kwargs["headers"] = headers[i]
         while True:
             try:
-                p.produce(topic, value=value, key=key, on_delivery=on_delivery, **kwargs)
+                p.produce(topic, value=value, key=key, on_delivery=on_delivery(i), **kwargs)
                 break
             except BufferError:
                 p.poll(0.1)
         n += 1
     remaining = p.flush(60)
-    if remaining or errors:
+    if remaining or errors or len(placed) != n:
         raise RuntimeError(f"{remaining} records undelivered to {topic}; errors: {errors[:3]}")
-    return n
+    return [placed[i] for i in range(n)]
 
 
 # Bronze topics: the broker stamps each record with its append time, so ingest time is in order
@@ -187,11 +196,8 @@ BRONZE_TOPIC_CONFIG = {"message.timestamp.type": "LogAppendTime"}
 
 
 def produce_json(bootstrap: str, topic: str, events: Iterable[Mapping[str, Any]], key: str) -> int:
-    return produce(
-        bootstrap,
-        topic,
-        ((str(e[key]).encode(), json.dumps(e, separators=(",", ":")).encode()) for e in events),
-    )
+    records = ((str(e[key]).encode(), json.dumps(e, separators=(",", ":")).encode()) for e in events)
+    return len(produce(bootstrap, topic, records))
 
 
 def read_committed(

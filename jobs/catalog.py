@@ -122,16 +122,18 @@ def demo_event_counts(conf_dir: Path) -> SqlJob:
         name="demo_event_counts",
         sql_file=paths.SQL_DIR / "demo" / "gold_demo_event_counts.sql",
         tables={
-            "bronze_demo_events": TableSpec(cfg.input_topic, "source"),
+            "bronze_demo_events": TableSpec((cfg.input_topic,), "source"),
             "gold_demo_event_counts": TableSpec(
-                cfg.output_topic, "sink", key_fields=("event_key",)
+                (cfg.output_topic,), "sink", key_fields=("event_key",)
             ),
         },
-        params={
-            "window_size_s": str(cfg.window_size_s),
-            "max_out_of_orderness_s": str(cfg.watermark.max_out_of_orderness_s),
-            "watermark_reason": " ".join(cfg.watermark.reason.split()),
-        },
+        params=_with_params(
+            {
+                "window_size_s": str(cfg.window_size_s),
+                "max_out_of_orderness_s": str(cfg.watermark.max_out_of_orderness_s),
+                "watermark_reason": " ".join(cfg.watermark.reason.split()),
+            }
+        ),
         table_config={"table.exec.source.idle-timeout": f"{cfg.idle_timeout_s} s"},
     )
 

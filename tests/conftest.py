@@ -6,7 +6,9 @@ from __future__ import annotations
 import shutil
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -80,3 +82,60 @@ def conf_dir(tmp_path: Path, uid: str) -> Callable[..., Path]:
         return d
 
     return make
+
+
+@dataclass
+class SilverConf:
+    """A private copy of conf/ for one test: its own topics, groups and transactional ids."""
+
+    dir: Path
+    uid: str
+
+    def topic(self, base: str) -> str:
+        return f"{base}_t{self.uid}"
+
+    @property
+    def dlq(self) -> str:
+        return self.topic("dlq_events")
+
+    @property
+    def audit(self) -> str:
+        return self.topic("audit_silver_counts")
+
+    def bronze(self, tenant: str) -> str:
+        return self.topic(f"bronze_{tenant}_events")
+
+    def silver(self, event_type: str) -> str:
+        return self.topic(f"silver_{event_type}")
+
+    def edit(self, rel: str, **changes: Any) -> None:
+        p = self.dir / rel
+        data = yaml.safe_load(p.read_text()) if p.exists() else {}
+        data.update(changes)
+        p.write_text(yaml.safe_dump(data, sort_keys=False))
+
+
+def make_silver_conf(base: Path, uid: str) -> SilverConf:
+    d = base / "conf"
+    shutil.copytree(paths.CONF_DIR, d)
+    sc = SilverConf(d, uid)
+    sc.edit("platform.yaml", pipeline_id=f"t{uid}")
+    for f in sorted((d / "tenants").glob("*.yaml")):
+        sc.edit(f"tenants/{f.name}", topics=[sc.bronze(f.stem)])
+    for f in sorted((d / "event_types").glob("*.yaml")):
+        sc.edit(f"event_types/{f.name}", silver_topic=sc.silver(f.stem))
+    sc.edit("silver.yaml", dlq_topic=sc.dlq, audit_topic=sc.audit)
+    return sc
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _pii_hash_key() -> Iterator[None]:
+    """The Silver job resolves its keyed-hash secret from the environment, as in production."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("STREAMLAKE_PII_HASH_KEY", "test-key")
+        yield
+
+
+@pytest.fixture
+def silver_conf(tmp_path: Path, uid: str) -> SilverConf:
+    return make_silver_conf(tmp_path, uid)

@@ -28,7 +28,8 @@ SELECT b.*, d.line, d.topic_tenant,
       - CASE WHEN d.raw_b64 LIKE '%==' THEN 2 WHEN d.raw_b64 LIKE '%=' THEN 1 ELSE 0 END AS record_bytes
 FROM bronze_events AS b
 CROSS JOIN UNNEST(ARRAY[ROW(
-    CAST(b.raw_value AS STRING),
+    -- DECODE replaces invalid UTF-8 with U+FFFD (a CAST would keep the bytes as they are).
+    DECODE(b.raw_value, 'UTF-8'),
     TO_BASE64(b.raw_value),
     -- The tenant that owns the topic (from config, never from the record).
     CASE b.source_topic ${topic_owner_cases} END
@@ -71,7 +72,7 @@ SELECT i.*,
     CASE
         WHEN i.raw_value IS NULL THEN 'empty_record'
         WHEN i.record_bytes > ${max_record_bytes} THEN 'oversized_record'
-        WHEN POSITION(CHR(65533) IN i.line) > 0 AND CAST(i.line AS BYTES) <> i.raw_value
+        WHEN POSITION(U&'\FFFD' IN i.line) > 0 AND ENCODE(i.line, 'UTF-8') <> i.raw_value
             THEN 'invalid_utf8'
         WHEN NOT i.is_strict_json THEN
             CASE WHEN i.line IS JSON THEN 'duplicate_key'
