@@ -56,8 +56,12 @@ submit: up ## submit a job to the cluster: make submit JOB=demo_event_counts [AR
 sql: up ## Flink SQL client on the cluster; make sql FILE=q.sql runs a file and prints the result
 	$(PY) -m jobs sql $(if $(FILE),--file $(FILE),)
 
+# The keyed hash of PII fields needs a key from the environment; the demo and tests use a
+# throwaway one when none is set. Production sets STREAMLAKE_PII_HASH_KEY from its secret store.
+DEMO_PII_KEY := $${STREAMLAKE_PII_HASH_KEY:-demo-only-not-a-secret}
+
 demo: setup ## run the pipeline end to end on the local stack and check the results
-	$(PY) -m jobs demo
+	STREAMLAKE_PII_HASH_KEY=$(DEMO_PII_KEY) $(PY) -m jobs demo
 
 test: setup ## unit, job (local executor + real broker) and integration (real cluster) tests
 	$(PY) -m jobs up
