@@ -10,7 +10,7 @@ JARS_STAMP  := $(STACK)/jars/.resolved
 VENV_STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: help setup venv jars up down status topics plan submit run sql demo test lint clean
+.PHONY: help setup venv jars up down status topics plan submit run sql demo test bench lint clean
 
 help: ## show this help
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -65,7 +65,10 @@ demo: setup ## run the pipeline end to end on the local stack and check the resu
 
 test: setup ## unit, job (local executor + real broker) and integration (real cluster) tests
 	$(PY) -m jobs up
-	$(PY) -m pytest $(PYTEST_ARGS)
+	STREAMLAKE_PII_HASH_KEY=$(DEMO_PII_KEY) $(PY) -m pytest $(PYTEST_ARGS)
+
+bench: setup ## measure (not test) the JSON parsing options; writes bench/results/
+	$(PY) -m bench.silver_parse
 
 lint: venv ## ruff, ruff format --check, mypy
 	$(VENV)/bin/ruff check .

@@ -196,7 +196,9 @@ BRONZE_TOPIC_CONFIG = {"message.timestamp.type": "LogAppendTime"}
 
 
 def produce_json(bootstrap: str, topic: str, events: Iterable[Mapping[str, Any]], key: str) -> int:
-    records = ((str(e[key]).encode(), json.dumps(e, separators=(",", ":")).encode()) for e in events)
+    records = (
+        (str(e[key]).encode(), json.dumps(e, separators=(",", ":")).encode()) for e in events
+    )
     return len(produce(bootstrap, topic, records))
 
 

@@ -83,7 +83,7 @@ def _leaves(et: EventType) -> list[Leaf]:
         for n in names:
             versions = {v: fields[n] for v, fields in per_version.items() if n in fields}
             spec = next(iter(versions.values()))
-            leaf = Leaf(prefix + (n,), spec, versions, parent)
+            leaf = Leaf((*prefix, n), spec, versions, parent)
             out.append(leaf)
             if spec.type == "object":
                 walk(leaf.path, {v: s.fields or {} for v, s in versions.items()}, leaf)
@@ -178,7 +178,8 @@ def _check(leaf: Leaf, spec: FieldSpec) -> str:
         f"WHEN NOT {_kind_ok(t, w, spec)} THEN {q('wrong_type:' + p)}",
     ]
     if t in ("int", "long"):
-        lo, hi = _INT_RANGE if t == "int" else (None, None)
+        lo: float | None = _INT_RANGE[0] if t == "int" else None
+        hi: float | None = _INT_RANGE[1] if t == "int" else None
         lo = spec.min if spec.min is not None else lo
         hi = spec.max if spec.max is not None else hi
         cond = [f"{v} IS NULL"]  # does not fit a BIGINT

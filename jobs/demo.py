@@ -8,12 +8,12 @@ import random
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
 from connectors import kafka
-from jobs import catalog, stack, submit
+from jobs import catalog, paths, stack, submit
 from jobs.settings import PlatformSettings
 
 BASE_MS = int(datetime(2026, 1, 1, tzinfo=UTC).timestamp() * 1000)
@@ -66,14 +66,28 @@ def _norm_ts(v: str) -> str:
     return v.replace(" ", "T")[:19]
 
 
-BAD_KINDS = (
+BAD_KINDS: tuple[tuple[str, Callable[[dict[str, Any]], bytes]], ...] = (
     ("malformed_json", lambda e: json.dumps(e).encode()[:-7]),
-    ("missing_field", lambda e: _enc({k: v for k, v in e.items() if k not in ("device_id", "currency")})),
+    (
+        "missing_field",
+        lambda e: _enc({k: v for k, v in e.items() if k not in ("device_id", "currency")}),
+    ),
     ("out_of_range", lambda e: _enc({**e, "humidity_pct": 250, "amount_cents": -5})),
-    ("tenant_topic_mismatch", lambda e: _enc({**e, "tenant_id": "globex" if e["tenant_id"] == "acme" else "acme"})),
+    (
+        "tenant_topic_mismatch",
+        lambda e: _enc({**e, "tenant_id": "globex" if e["tenant_id"] == "acme" else "acme"}),
+    ),
     ("unknown_event_type", lambda e: _enc({**e, "event_type": "clicks"})),
-    ("event_time_in_future", lambda e: _enc({**e, "event_time": e.get("event_time", 0) + 86_400_000 * 30,
-                                              "placed_at": "2099-01-01T00:00:00Z"})),
+    (
+        "event_time_in_future",
+        lambda e: _enc(
+            {
+                **e,
+                "event_time": e.get("event_time", 0) + 86_400_000 * 30,
+                "placed_at": "2099-01-01T00:00:00Z",
+            }
+        ),
+    ),
     ("invalid_tenant_id", lambda e: _enc({**e, "tenant_id": "../../etc"})),
 )
 
@@ -96,18 +110,28 @@ def silver_events(seed: int = 11, n: int = 3000, now_ms: int | None = None) -> d
         tenant = "acme" if rng.random() < 0.7 else "globex"
         if tenant == "acme" and rng.random() < 0.6:
             e: dict[str, Any] = {
-                "tenant_id": tenant, "event_type": "device_telemetry", "schema_version": 1,
-                "event_id": f"t-{i}", "event_time": now_ms - rng.randrange(60_000),
+                "tenant_id": tenant,
+                "event_type": "device_telemetry",
+                "schema_version": 1,
+                "event_id": f"t-{i}",
+                "event_time": now_ms - rng.randrange(60_000),
                 "device_id": f"dev-{rng.randrange(50)}",
-                "temperature_c": round(rng.uniform(-10, 45), 1), "humidity_pct": rng.randrange(101),
-                "battery_ok": rng.random() > 0.1, "status": rng.choice(["ok", "ok", "degraded"]),
+                "temperature_c": round(rng.uniform(-10, 45), 1),
+                "humidity_pct": rng.randrange(101),
+                "battery_ok": rng.random() > 0.1,
+                "status": rng.choice(["ok", "ok", "degraded"]),
             }
         else:
             e = {
-                "tenant_id": tenant, "event_type": "orders", "schema_version": 2,
-                "order_id": f"o-{i}", "placed_at": _iso_ms(now_ms - rng.randrange(60_000)),
-                "customer_id": f"cust-{rng.randrange(500)}", "amount_cents": rng.randrange(100, 50_000),
-                "currency": rng.choice(["EUR", "USD", "GBP"]), "channel": rng.choice(["web", "store", "app"]),
+                "tenant_id": tenant,
+                "event_type": "orders",
+                "schema_version": 2,
+                "order_id": f"o-{i}",
+                "placed_at": _iso_ms(now_ms - rng.randrange(60_000)),
+                "customer_id": f"cust-{rng.randrange(500)}",
+                "amount_cents": rng.randrange(100, 50_000),
+                "currency": rng.choice(["EUR", "USD", "GBP"]),
+                "channel": rng.choice(["web", "store", "app"]),
                 "customer_email": f"c{i}@example.com",
             }
         r = rng.random()
@@ -133,7 +157,7 @@ def run_silver(platform: PlatformSettings) -> bool:
     from jobs import registry
 
     job = catalog.get("silver")
-    reg = registry.load_registry(catalog.paths.CONF_DIR)
+    reg = registry.load_registry(paths.CONF_DIR)
     bootstrap = platform.kafka.bootstrap
     kafka.delete_topics(bootstrap, job.topics())
     for topic, cfg in job.topic_configs().items():
@@ -149,8 +173,11 @@ def run_silver(platform: PlatformSettings) -> bool:
     submit.wait_job(platform, job_id, {"FINISHED"}, timeout_s=300)
 
     group = f"demo-reader-{uuid.uuid4().hex[:8]}"
-    silver_rows = {t: kafka.read_committed_json(bootstrap, t, group) for t in job.sink_topics()
-                   if t.startswith("silver_")}
+    silver_rows = {
+        t: kafka.read_committed_json(bootstrap, t, group)
+        for t in job.sink_topics()
+        if t.startswith("silver_")
+    }
     dlq = kafka.read_committed_json(bootstrap, reg.silver.dlq_topic, group)
     audit = kafka.read_committed_json(bootstrap, reg.silver.audit_topic, group)
     got: dict[str, Counter[str]] = {"acme": Counter(), "globex": Counter()}
@@ -167,10 +194,17 @@ def run_silver(platform: PlatformSettings) -> bool:
     for tenant in sorted(got):
         g, w = got[tenant], data["expect"][tenant]
         dups = g["audit:valid"] - g["audit:silver"]
-        row_ok = (g["audit:read"], g["silver"], g["dlq"], dups) == (w["read"], w["silver"], w["dlq"], w["duplicates"])
+        row_ok = (g["audit:read"], g["silver"], g["dlq"], dups) == (
+            w["read"],
+            w["silver"],
+            w["dlq"],
+            w["duplicates"],
+        )
         ok &= row_ok and g["silver"] + g["dlq"] + dups == g["audit:read"]
-        print(f"{tenant:8} {g['audit:read']:6d} {g['silver']:7d} {g['dlq']:5d} {dups:11d}   "
-              f"({w['read']}, {w['silver']}, {w['dlq']}, {w['duplicates']}){'' if row_ok else '  <-- MISMATCH'}")
+        print(
+            f"{tenant:8} {g['audit:read']:6d} {g['silver']:7d} {g['dlq']:5d} {dups:11d}   "
+            f"({w['read']}, {w['silver']}, {w['dlq']}, {w['duplicates']}){'' if row_ok else '  <-- MISMATCH'}"
+        )
     print("DLQ by reason:")
     for tenant in sorted(got):
         for k in sorted(k for k in got[tenant] if k.startswith("dlq:")):
@@ -190,7 +224,9 @@ def run(platform: PlatformSettings) -> int:
         print(line)
     ok_counts = run_counts(platform)
     ok_silver = run_silver(platform)
-    print(f"\n{'OK' if ok_counts and ok_silver else 'FAILED'}: demo finished in {time.monotonic() - t0:.1f}s")
+    print(
+        f"\n{'OK' if ok_counts and ok_silver else 'FAILED'}: demo finished in {time.monotonic() - t0:.1f}s"
+    )
     print(f"Flink UI: {platform.flink.rest_url}   SQL: make sql   stop: make down")
     return 0 if ok_counts and ok_silver else 1
 

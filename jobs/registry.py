@@ -284,7 +284,7 @@ class SilverRunner(config.Strict):
     idle_timeout: Duration = "10s"
     pii_hash_key: str = "${env:STREAMLAKE_PII_HASH_KEY}"
     # Optional pins: tenant -> event type -> versions accepted. Default: every version.
-    active_versions: dict[str, dict[str, list[int]]] = {}
+    active_versions: dict[str, dict[str, list[int]]] = Field(default_factory=dict)
 
     @field_validator("dlq_topic")
     @classmethod

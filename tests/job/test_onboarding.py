@@ -37,8 +37,15 @@ def test_a_new_event_type_is_yaml_only(silver_conf: SilverConf, bootstrap: str) 
     now_s = int(time.time())
 
     def view(vid: str, **over: object) -> bytes:
-        e = {"tenant_id": "acme", "event_type": "page_views", "schema_version": 1,
-             "view_id": vid, "viewed_at": now_s, "url": "https://example.com/a", "duration_ms": 1200}
+        e = {
+            "tenant_id": "acme",
+            "event_type": "page_views",
+            "schema_version": 1,
+            "view_id": vid,
+            "viewed_at": now_s,
+            "url": "https://example.com/a",
+            "duration_ms": 1200,
+        }
         e.update(over)
         return json.dumps(e).encode()
 

@@ -31,11 +31,15 @@ def create_topics(sc: SilverConf, bootstrap: str) -> catalog.SqlJob:
 
 def run_silver(sc: SilverConf, job: catalog.SqlJob, parallelism: int = 1) -> None:
     platform = settings.load_platform(sc.dir / "platform.yaml")
-    t_env = flinkenv.table_env(platform, name=f"silver-{sc.uid}", local=True, parallelism=parallelism)
+    t_env = flinkenv.table_env(
+        platform, name=f"silver-{sc.uid}", local=True, parallelism=parallelism
+    )
     job.run(t_env, platform, bounded=True).wait()
 
 
-def send(sc: SilverConf, bootstrap: str, cases: list[silver_corpus.Case]) -> dict[Any, silver_corpus.Case]:
+def send(
+    sc: SilverConf, bootstrap: str, cases: list[silver_corpus.Case]
+) -> dict[Any, silver_corpus.Case]:
     """Produce each case to its tenant's topic; return (topic, partition, offset) -> case."""
     placed: dict[Any, silver_corpus.Case] = {}
     by_tenant: dict[str, list[silver_corpus.Case]] = defaultdict(list)
@@ -44,7 +48,9 @@ def send(sc: SilverConf, bootstrap: str, cases: list[silver_corpus.Case]) -> dic
     for tenant, group in by_tenant.items():
         topic = sc.bronze(tenant)
         offsets = kafka.produce(
-            bootstrap, topic, [(c.key, c.value) for c in group],
+            bootstrap,
+            topic,
+            [(c.key, c.value) for c in group],
             headers={i: c.headers for i, c in enumerate(group) if c.headers},
         )
         for (part, off), case in zip(offsets, group, strict=True):
@@ -53,11 +59,15 @@ def send(sc: SilverConf, bootstrap: str, cases: list[silver_corpus.Case]) -> dic
 
 
 def read(bootstrap: str, topic: str, uid: str) -> list[dict[str, Any]]:
-    return kafka.read_committed_json(bootstrap, topic, group_id=f"reader-{uid}-{topic}", timeout_s=60)
+    return kafka.read_committed_json(
+        bootstrap, topic, group_id=f"reader-{uid}-{topic}", timeout_s=60
+    )
 
 
 @pytest.fixture(scope="module")
-def corpus_run(tmp_path_factory: pytest.TempPathFactory, bootstrap: str) -> Iterator[dict[str, Any]]:
+def corpus_run(
+    tmp_path_factory: pytest.TempPathFactory, bootstrap: str
+) -> Iterator[dict[str, Any]]:
     sc = make_silver_conf(tmp_path_factory.mktemp("corpus"), uuid.uuid4().hex[:10])
     sc.edit("silver.yaml", max_record_bytes=MAX_RECORD_BYTES)
     job = create_topics(sc, bootstrap)
@@ -70,12 +80,16 @@ def corpus_run(tmp_path_factory: pytest.TempPathFactory, bootstrap: str) -> Iter
         "placed": placed,
         "dlq": read(bootstrap, sc.dlq, sc.uid),
         "audit": read(bootstrap, sc.audit, sc.uid),
-        "silver": {et: read(bootstrap, sc.silver(et), sc.uid) for et in ("device_telemetry", "orders")},
+        "silver": {
+            et: read(bootstrap, sc.silver(et), sc.uid) for et in ("device_telemetry", "orders")
+        },
     }
     kafka.delete_topics(bootstrap, job.topics())
 
 
-def test_every_rejected_record_is_in_the_dlq_with_its_bytes_and_reasons(corpus_run: dict[str, Any]) -> None:
+def test_every_rejected_record_is_in_the_dlq_with_its_bytes_and_reasons(
+    corpus_run: dict[str, Any],
+) -> None:
     placed, dlq, sc = corpus_run["placed"], corpus_run["dlq"], corpus_run["sc"]
     seen = {}
     for row in dlq:

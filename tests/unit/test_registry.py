@@ -31,7 +31,9 @@ def test_repo_registry_loads() -> None:
     assert reg.active_versions("acme", "orders") == [1, 2]
 
 
-def test_typo_in_a_field_type_names_file_and_key_path(conf: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_typo_in_a_field_type_names_file_and_key_path(
+    conf: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     f = conf / "event_types" / "device_telemetry.yaml"
     replace(f, "temperature_c: {type: double", "temperature_c: {type: doubel")
     with pytest.raises(config.ConfigError) as e:
@@ -46,7 +48,9 @@ def test_typo_in_a_field_type_names_file_and_key_path(conf: Path, capsys: pytest
 
 def test_unknown_key_in_a_field(conf: Path) -> None:
     f = conf / "event_types" / "orders.yaml"
-    replace(f, "amount_cents: {type: long, required: true,", "amount_cents: {type: long, requird: true,")
+    replace(
+        f, "amount_cents: {type: long, required: true,", "amount_cents: {type: long, requird: true,"
+    )
     with pytest.raises(config.ConfigError) as e:
         registry.load_registry(conf)
     assert e.value.key_path == "versions[1].fields.amount_cents.requird"
@@ -77,8 +81,12 @@ def test_incompatible_change_between_versions_is_refused(conf: Path) -> None:
     f = conf / "event_types" / "orders.yaml"
     text = f.read_text()
     head, v2 = text.split("  2:", 1)
-    f.write_text(head + "  2:" + v2.replace("amount_cents: {type: long", "amount_cents: {type: double"))
-    with pytest.raises(config.ConfigError, match="versions.2.fields.amount_cents changes the type"):
+    f.write_text(
+        head + "  2:" + v2.replace("amount_cents: {type: long", "amount_cents: {type: double")
+    )
+    with pytest.raises(
+        config.ConfigError, match=r"versions\.2\.fields\.amount_cents changes the type"
+    ):
         registry.load_registry(conf)
 
 
@@ -91,17 +99,29 @@ def test_version_pin_must_exist(conf: Path) -> None:
 
 def test_min_max_on_a_string_is_refused(conf: Path) -> None:
     f = conf / "event_types" / "device_telemetry.yaml"
-    replace(f, "device_id: {type: string, required: true,", "device_id: {type: string, min: 1, required: true,")
+    replace(
+        f,
+        "device_id: {type: string, required: true,",
+        "device_id: {type: string, min: 1, required: true,",
+    )
     with pytest.raises(config.ConfigError, match="min/max apply to int, long and double"):
         registry.load_registry(conf)
 
 
-def test_secret_is_a_reference_and_redacted_in_plan(conf: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    replace(conf / "silver.yaml", "pii_hash_key: ${env:STREAMLAKE_PII_HASH_KEY}", "pii_hash_key: hunter2hunter2")
+def test_secret_is_a_reference_and_redacted_in_plan(
+    conf: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    replace(
+        conf / "silver.yaml",
+        "pii_hash_key: ${env:STREAMLAKE_PII_HASH_KEY}",
+        "pii_hash_key: hunter2hunter2",
+    )
     job = catalog.get("silver", conf)
     from jobs import settings
 
-    with pytest.raises(config.ConfigError, match=r"pii_hash_key: expected a reference like \$\{env:NAME\}"):
+    with pytest.raises(
+        config.ConfigError, match=r"pii_hash_key: expected a reference like \$\{env:NAME\}"
+    ):
         job.render(settings.load_platform())
     monkeypatch.setenv("STREAMLAKE_PII_HASH_KEY", "s3cret-value")
     job = catalog.get("silver", paths.CONF_DIR)
