@@ -21,6 +21,7 @@ import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 FIELDS = [
     "tenant_id",
@@ -139,7 +140,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "events.jsonl"
         size = make_events(data, args.events)
-        results = []
+        results: list[dict[str, Any]] = []
         for name, (fmt, select) in SCENARIOS.items():
             t0 = time.perf_counter()
             subprocess.run(
