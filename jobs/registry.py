@@ -15,7 +15,7 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from jobs import config
 
@@ -55,7 +55,13 @@ def duration_ms(value: str) -> int:
     return int(m.group(1)) * _UNIT_MS[m.group(2)]
 
 
-Duration = Annotated[str, Field(description="e.g. 5s, 10min, 1h")]
+def _duration(value: str) -> str:
+    duration_ms(value)
+    return value
+
+
+# A duration such as 500ms, 5s, 10min, 1h or 7d, checked where it is declared.
+Duration = Annotated[str, AfterValidator(_duration)]
 
 
 class FieldSpec(config.Strict):
@@ -159,22 +165,10 @@ class EventTime(config.Strict):
 class Dedup(config.Strict):
     horizon: Duration = "1h"
 
-    @field_validator("horizon")
-    @classmethod
-    def _h(cls, v: str) -> str:
-        duration_ms(v)
-        return v
-
 
 class Watermark(config.Strict):
     max_out_of_orderness: Duration
     reason: str = Field(min_length=10)
-
-    @field_validator("max_out_of_orderness")
-    @classmethod
-    def _d(cls, v: str) -> str:
-        duration_ms(v)
-        return v
 
 
 class EventType(config.Strict):
@@ -193,12 +187,6 @@ class EventType(config.Strict):
     def _name(cls, v: str) -> str:
         if not NAME.match(v):
             raise ValueError("an event type name in snake_case (a-z, 0-9, _)")
-        return v
-
-    @field_validator("max_future_skew")
-    @classmethod
-    def _skew(cls, v: str) -> str:
-        duration_ms(v)
         return v
 
     @field_validator("versions")
@@ -298,12 +286,6 @@ class SilverRunner(config.Strict):
     def _audit(cls, v: str) -> str:
         if not v.startswith("audit_"):
             raise ValueError("a topic name starting with audit_")
-        return v
-
-    @field_validator("audit_window", "ingest_time_out_of_orderness", "idle_timeout")
-    @classmethod
-    def _dur(cls, v: str) -> str:
-        duration_ms(v)
         return v
 
 
