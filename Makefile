@@ -67,8 +67,10 @@ test: setup ## unit, job (local executor + real broker) and integration (real cl
 	$(PY) -m jobs up
 	STREAMLAKE_PII_HASH_KEY=$(DEMO_PII_KEY) $(PY) -m pytest $(PYTEST_ARGS)
 
-bench: setup ## measure (not test) the JSON parsing options; writes bench/results/
+bench: setup ## measure (not test) JSON parsing options and loader throughput; writes bench/results/
 	$(PY) -m bench.silver_parse
+	$(PY) -m jobs up
+	$(PY) -m bench.loader
 
 lint: venv ## ruff, ruff format --check, mypy
 	$(VENV)/bin/ruff check .

@@ -103,6 +103,72 @@ def cmd_sql(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def cmd_loader(args: argparse.Namespace) -> int:
+    """Run the Delta loader for every table of the lake, in the foreground."""
+    import logging
+
+    from connectors.delta_loader import Loader, install_signal_handlers, lake_uri
+    from jobs import lake, registry, stack
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    platform = _platform(args)
+    settings_, sinks = lake.all_sinks(args.conf)
+    loader = Loader(
+        platform.kafka.bootstrap,
+        settings_.consumer_group,
+        sinks,
+        flush_rows=settings_.flush_rows,
+        flush_ms=settings_.flush_ms,
+        instance_id=settings_.instance_id,
+        maintenance_every_ms=registry.duration_ms(settings_.maintenance_every),
+        vacuum_retention_hours=registry.duration_ms(settings_.vacuum_retention) // 3_600_000,
+        ready_file=str(stack.loader_ready_file()) if args.managed else None,
+        audit_uri=lake_uri(settings_.root(), "audit_loader_batches"),
+    )
+    install_signal_handlers(loader)
+    loader.run(idle_exit_s=args.idle_exit)
+    return 0
+
+
+def cmd_lake(args: argparse.Namespace) -> int:
+    from connectors.delta_loader import maintain
+    from jobs import lake, registry
+
+    platform = _platform(args)
+    settings_, sinks = lake.all_sinks(args.conf)
+    chosen = [s for s in sinks if not args.table or s.table == args.table]
+    if args.table and not chosen:
+        print(
+            f"error: unknown table {args.table}; tables: {', '.join(s.table for s in sinks)}",
+            file=sys.stderr,
+        )
+        return 1
+    for sink in chosen:
+        stats = lake.table_stats(sink)
+        if args.action == "status":
+            if stats is None:
+                print(f"{sink.table:26} (no table yet)  {sink.uri}")
+                continue
+            behind = lake.offsets_behind(sink, platform.kafka.bootstrap)
+            print(
+                f"{sink.table:26} version {stats['version']:5d}  rows {stats['rows']:9d}  "
+                f"files {stats['files']:5d}  offsets behind {behind:6d}"
+            )
+        elif args.action == "show":
+            if stats is None:
+                continue
+            table = lake.read_table(sink)
+            print(
+                f"== {sink.table}: {table.num_rows} rows (Delta version {stats['version']}, {sink.uri})"
+            )
+            for row in table.slice(0, args.rows).to_pylist():
+                print("   ", {k: v for k, v in row.items() if k not in ("raw_value", "raw_key")})
+        elif stats is not None:
+            retention = registry.duration_ms(settings_.vacuum_retention) // 3_600_000
+            print(maintain(sink, args.action, retention_hours=retention))
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from jobs import demo
 
@@ -144,6 +210,19 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=cmd_sql)
 
     sub.add_parser("demo", help="run the pipeline end to end").set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("loader", help="run the exactly-once Kafka -> Delta loader (foreground)")
+    p.add_argument(
+        "--idle-exit", type=float, default=None, help="exit after this many idle seconds"
+    )
+    p.add_argument("--managed", action="store_true", help=argparse.SUPPRESS)
+    p.set_defaults(func=cmd_loader)
+
+    p = sub.add_parser("lake", help="Delta tables: status, show, optimize, vacuum, checkpoint")
+    p.add_argument("action", choices=["status", "show", "optimize", "vacuum", "checkpoint"])
+    p.add_argument("table", nargs="?")
+    p.add_argument("--rows", type=int, default=3)
+    p.set_defaults(func=cmd_lake)
 
     args = ap.parse_args(argv)
     try:

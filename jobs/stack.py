@@ -493,21 +493,42 @@ def flink_up(s: PlatformSettings) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
+# The Delta loader
+
+
+def loader_ready_file() -> Path:
+    return paths.RUN / "loader.ready"
+
+
+def loader_up() -> str:
+    if owned("loader"):
+        return "loader: already running"
+    loader_ready_file().unlink(missing_ok=True)
+    argv = [paths.python_executable(), "-m", "jobs", "loader", "--managed"]
+    log = paths.LOGS / "loader.log"
+    spawn("loader", argv, dict(os.environ), log, paths.REPO)
+    wait_for(loader_ready_file().exists, "loader", 60, log, "loader")
+    return f"loader: up, landing topics in Delta (logs in {log})"
+
+
+# ---------------------------------------------------------------------------------------------
 # The whole stack
 
-COMPONENTS = ("kafka", "flink-jobmanager", "flink-taskmanager")
+COMPONENTS = ("kafka", "flink-jobmanager", "flink-taskmanager", "loader")
 
 
-def up(s: PlatformSettings, *, flink: bool = True) -> list[str]:
+def up(s: PlatformSettings, *, flink: bool = True, loader: bool = True) -> list[str]:
     msgs = [kafka_up(s)]
     if flink:
         msgs.append(flink_up(s))
+    if loader:
+        msgs.append(loader_up())
     return msgs
 
 
 def down() -> list[str]:
     msgs = []
-    for name in ("flink-taskmanager", "flink-jobmanager", "kafka"):
+    for name in ("loader", "flink-taskmanager", "flink-jobmanager", "kafka"):
         msgs.append(f"{name}: stopped" if stop(name) else f"{name}: not running")
     left = leftovers()
     if left:

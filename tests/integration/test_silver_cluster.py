@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import base64
 import time
+from collections import Counter
+from pathlib import Path
 
 from connectors import kafka
-from jobs import settings, stack, submit
+from connectors.delta_loader import Loader
+from jobs import lake, settings, stack, submit
 from tests import silver_corpus
 from tests.conftest import SilverConf
 from tests.job.test_silver_corpus import create_topics, read, send
 
 
-def test_silver_on_the_cluster(silver_conf: SilverConf, bootstrap: str) -> None:
+def test_silver_on_the_cluster_then_into_delta(
+    silver_conf: SilverConf, bootstrap: str, tmp_path: Path
+) -> None:
     sc = silver_conf
     platform = settings.load_platform(sc.dir / "platform.yaml")
     assert stack.flink_healthy(platform), "run `make up` (make test does)"
@@ -30,4 +36,44 @@ def test_silver_on_the_cluster(silver_conf: SilverConf, bootstrap: str) -> None:
     dlq = read(bootstrap, sc.dlq, sc.uid)
     assert silver == sum(c.expect == "silver" for c in cases)
     assert len(dlq) == sum(isinstance(c.expect, list) for c in cases)
+
+    # Land every layer in Delta (private lake root, own consumer group) and check the lake.
+    sc.edit(
+        "lake.yaml",
+        lake_root=str(tmp_path / "lake"),
+        consumer_group=f"loader-{sc.uid}",
+        instance_id=f"loader-{sc.uid}",
+    )
+    lake_settings, sinks = lake.all_sinks(sc.dir)
+    Loader(
+        bootstrap,
+        lake_settings.consumer_group,
+        sinks,
+        flush_rows=1000,
+        flush_ms=200,
+        instance_id=lake_settings.instance_id,
+    ).run(idle_exit_s=3)
+    tables = {s.table: lake.read_table(s) for s in sinks}
+    assert tables["bronze_events"].num_rows == len(cases)
+    assert tables["dlq_events"].num_rows == len(dlq)
+    bronze = Counter(tables["bronze_events"].column("tenant_id").to_pylist())
+    audit: Counter[tuple[str, str]] = Counter()
+    for row in tables["audit_silver_counts"].to_pylist():
+        audit[(row["tenant_id"], row["metric"])] += row["count_records"]
+    for tenant in ("acme", "globex"):
+        silver_rows = sum(
+            tables[f"silver_{et}"].column("tenant_id").to_pylist().count(tenant)
+            for et in ("device_telemetry", "orders")
+        )
+        dlq_rows = tables["dlq_events"].column("tenant_id").to_pylist().count(tenant)
+        duplicates = audit[(tenant, "valid")] - audit[(tenant, "silver")]
+        assert silver_rows + dlq_rows + duplicates == bronze[tenant], tenant
+    # The DLQ's original bytes survive the trip to Delta (kept as base64).
+    by_offset = {
+        (r["source_topic"], r["source_offset"], r["source_partition"]): r
+        for r in tables["dlq_events"].to_pylist()
+    }
+    assert all(
+        r["raw_value"] is None or base64.b64decode(r["raw_value"]) for r in by_offset.values()
+    )
     kafka.delete_topics(bootstrap, job.topics())

@@ -1,0 +1,190 @@
+"""The lake: which topics land in which Delta tables, with which schema and partitions.
+
+Derived from the onboarding registry, so a new event type gets its Silver table with no code.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+from pydantic import Field
+
+from connectors.delta_loader import DeltaSink, lake_uri
+from jobs import config, paths, registry
+from jobs.registry import Duration, FieldSpec, Registry
+
+
+class LakeSettings(config.Strict):
+    lake_root: str = "lake"
+    consumer_group: str = "streamlake.loader"
+    instance_id: str = "loader-0"
+    flush_rows: int = Field(50_000, ge=1, le=1_000_000)
+    flush_ms: int = Field(1000, ge=10, le=600_000)
+    maintenance_every: Duration = "10min"
+    vacuum_retention: Duration = "7d"
+
+    def root(self) -> str:
+        if "://" in self.lake_root:
+            return self.lake_root
+        return str((paths.REPO / self.lake_root).resolve())
+
+
+def load_lake(conf_dir: Path | None = None) -> LakeSettings:
+    return config.load(LakeSettings, (conf_dir or paths.CONF_DIR) / "lake.yaml")
+
+
+TS = pa.timestamp("ms", tz="UTC")
+_SCALAR = {
+    "string": pa.string(),
+    "enum": pa.string(),
+    "int": pa.int32(),
+    "long": pa.int64(),
+    "double": pa.float64(),
+    "boolean": pa.bool_(),
+    "timestamp": TS,
+}
+
+
+def arrow_type(spec: FieldSpec) -> pa.DataType:
+    if spec.type == "object":
+        kids = [(n, arrow_type(f)) for n, f in (spec.fields or {}).items() if f.pii != "drop"]
+        return pa.struct(kids)
+    if spec.type == "array":
+        return pa.list_(_SCALAR[spec.items or "string"])
+    if spec.pii == "hash":
+        return pa.string()
+    return _SCALAR[spec.type]
+
+
+def silver_schema(et: registry.EventType) -> pa.Schema:
+    head = [
+        ("tenant_id", pa.string()),
+        ("event_type", pa.string()),
+        ("schema_version", pa.int32()),
+        ("event_id", pa.string()),
+        ("event_at", TS),
+    ]
+    fields = [(n, arrow_type(f)) for n, f in et.silver_fields().items() if f.pii != "drop"]
+    tail = [
+        ("source_topic", pa.string()),
+        ("source_partition", pa.int32()),
+        ("source_offset", pa.int64()),
+        ("ingest_at", TS),
+    ]
+    return pa.schema(head + fields + tail)
+
+
+DLQ_SCHEMA = pa.schema(
+    [
+        ("tenant_id", pa.string()),
+        ("event_type", pa.string()),
+        ("schema_version", pa.int32()),
+        ("reason_codes", pa.list_(pa.string())),
+        ("claimed_tenant", pa.string()),
+        ("source_topic", pa.string()),
+        ("source_partition", pa.int32()),
+        ("source_offset", pa.int64()),
+        ("ingest_at", TS),
+        # BYTES travel through Kafka JSON as base64; they are kept so, losslessly.
+        ("source_key", pa.string()),
+        ("raw_value", pa.string()),
+        ("detected_at", TS),
+    ]
+)
+
+AUDIT_SCHEMA = pa.schema(
+    [
+        ("window_start", pa.timestamp("ms")),
+        ("window_end", pa.timestamp("ms")),
+        ("tenant_id", pa.string()),
+        ("event_type", pa.string()),
+        ("metric", pa.string()),
+        ("count_records", pa.int64()),
+    ]
+)
+
+
+def sinks(reg: Registry, lake: LakeSettings) -> list[DeltaSink]:
+    root = lake.root()
+    out = [
+        DeltaSink(
+            "bronze_events",
+            tuple(reg.bronze_topics()),
+            lake_uri(root, "bronze_events"),
+            None,
+            ("tenant_id", "ingest_date"),
+            tenant_of_topic=reg.topic_owner(),
+        ),
+        DeltaSink(
+            "dlq_events",
+            (reg.silver.dlq_topic,),
+            lake_uri(root, "dlq_events"),
+            DLQ_SCHEMA,
+            ("tenant_id", "ingest_date"),
+        ),
+        DeltaSink(
+            "audit_silver_counts",
+            (reg.silver.audit_topic,),
+            lake_uri(root, "audit_silver_counts"),
+            AUDIT_SCHEMA,
+            ("tenant_id",),
+        ),
+    ]
+    for name, et in sorted(reg.event_types.items()):
+        out.append(
+            DeltaSink(
+                f"silver_{name}",
+                (et.topic,),
+                lake_uri(root, f"silver_{name}"),
+                silver_schema(et),
+                ("tenant_id", "event_type", "ingest_date"),
+            )
+        )
+    return out
+
+
+def all_sinks(conf_dir: Path | None = None) -> tuple[LakeSettings, list[DeltaSink]]:
+    conf_dir = conf_dir or paths.CONF_DIR
+    lake = load_lake(conf_dir)
+    return lake, sinks(registry.load_registry(conf_dir), lake)
+
+
+def table_stats(sink: DeltaSink) -> dict[str, int] | None:
+    """Version, rows and files of a sink's table, or None if it does not exist yet."""
+    from deltalake import DeltaTable
+    from deltalake.exceptions import TableNotFoundError
+
+    try:
+        dt = DeltaTable(sink.uri)
+    except TableNotFoundError:
+        return None
+    adds = pa.table(dt.get_add_actions(flatten=True))
+    rows = int(sum(v or 0 for v in adds.column("num_records").to_pylist())) if adds.num_rows else 0
+    return {"version": dt.version(), "rows": rows, "files": adds.num_rows}
+
+
+def offsets_behind(sink: DeltaSink, bootstrap: str) -> int:
+    """Offsets in the sink's topics past what the Delta log records (transaction markers count)."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "streamlake.lag", "log_level": 3})
+    try:
+        behind = 0
+        md = c.list_topics(timeout=10)
+        for topic in sink.topics:
+            if topic not in md.topics:
+                continue
+            for p in md.topics[topic].partitions:
+                low, high = c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+                rec = sink.recorded(topic, p)
+                behind += high - (rec + 1 if rec is not None else low)
+        return behind
+    finally:
+        c.close()
+
+
+def read_table(sink: DeltaSink, columns: list[str] | None = None) -> pa.Table:
+    from deltalake import DeltaTable
+
+    return pa.table(DeltaTable(sink.uri).to_pyarrow_table(columns=columns))
