@@ -10,7 +10,7 @@ JARS_STAMP  := $(STACK)/jars/.resolved
 VENV_STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: help setup venv jars up down status topics plan submit run sql demo test bench lint clean
+.PHONY: help setup venv jars azurite up down status topics plan submit run sql demo test bench lint clean
 
 help: ## show this help
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -29,9 +29,18 @@ $(JARS_STAMP): connectors/maven/pom.xml
 	mvn --batch-mode --quiet -f connectors/maven/pom.xml package
 	@touch $@
 
+# The Azure Storage emulator, for testing the lake on ADLS Gen2 (abfss://) on loopback.
+AZURITE_VERSION := 3.35.0
+AZURITE_STAMP   := $(STACK)/node/.azurite-$(AZURITE_VERSION)
+$(AZURITE_STAMP):
+	@command -v npm >/dev/null || { echo "npm is required for the Azurite emulator (apt-get install npm)"; exit 1; }
+	npm install --prefix $(STACK)/node --no-audit --no-fund --silent azurite@$(AZURITE_VERSION)
+	@touch $@
+
 venv: $(VENV_STAMP) ## create .venv with pinned Python packages
 jars: $(JARS_STAMP) ## resolve the Flink connector and Kafka broker jars with Maven (into .stack/jars)
-setup: venv jars ## everything above; with caches warm this does no network work
+azurite: $(AZURITE_STAMP) ## install the Azurite emulator (npm, into .stack/node) for the ADLS tests
+setup: venv jars azurite ## everything above; with caches warm this does no network work
 
 up: setup ## start the local Kafka broker and Flink cluster (loopback only)
 	$(PY) -m jobs up

@@ -287,7 +287,13 @@ class Loader:
                 "status": pa.array(["committed"] * n, pa.string()),
             }
         )
-        write_deltalake(uri, rows, mode="append", partition_by=["table_name"])
+        write_deltalake(
+            uri,
+            rows,
+            mode="append",
+            partition_by=["table_name"],
+            storage_options=dict(sink.storage_options or {}),
+        )
 
     def flush_all(self) -> None:
         for sink in self.sinks:

@@ -5,6 +5,7 @@ Derived from the onboarding registry, so a new event type gets its Silver table 
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pyarrow as pa
@@ -14,15 +15,36 @@ from connectors.delta_loader import DeltaSink, lake_uri
 from jobs import config, paths, registry
 from jobs.registry import Duration, FieldSpec, Registry
 
+_SECRET_KEY = ("key", "secret", "token", "password", "sas", "connection_string")
+
 
 class LakeSettings(config.Strict):
     lake_root: str = "lake"
+    # object_store options for a remote lake (abfss://...). Anything secret is an ${env:NAME}
+    # reference, resolved at start; plain values are for non-secrets such as
+    # azure_storage_use_emulator.
+    storage_options: dict[str, str] = Field(default_factory=dict)
     consumer_group: str = "streamlake.loader"
     instance_id: str = "loader-0"
     flush_rows: int = Field(50_000, ge=1, le=1_000_000)
     flush_ms: int = Field(1000, ge=10, le=600_000)
     maintenance_every: Duration = "10min"
     vacuum_retention: Duration = "7d"
+
+    def resolved_storage_options(self, file: Path) -> dict[str, str]:
+        out = {}
+        for k, v in self.storage_options.items():
+            if v.startswith("${env:"):
+                out[k] = config.resolve_secret(v, file, f"storage_options.{k}")
+            elif any(word in k.lower() for word in _SECRET_KEY):
+                raise config.ConfigError(
+                    file,
+                    f"storage_options.{k}",
+                    "a reference like ${env:NAME}; secrets are never values in YAML",
+                )
+            else:
+                out[k] = v
+        return out
 
     def root(self) -> str:
         if "://" in self.lake_root:
@@ -105,38 +127,44 @@ AUDIT_SCHEMA = pa.schema(
 )
 
 
-def sinks(reg: Registry, lake: LakeSettings) -> list[DeltaSink]:
+def sinks(
+    reg: Registry, lake: LakeSettings, storage_options: dict[str, str] | None = None
+) -> list[DeltaSink]:
     root = lake.root()
+
+    def sink(
+        table: str,
+        topics: tuple[str, ...],
+        schema: pa.Schema | None,
+        partition_by: tuple[str, ...],
+        tenant_of_topic: dict[str, str] | None = None,
+    ) -> DeltaSink:
+        return DeltaSink(
+            table,
+            topics,
+            lake_uri(root, table),
+            schema,
+            partition_by,
+            tenant_of_topic=tenant_of_topic or {},
+            storage_options=storage_options or None,
+        )
+
     out = [
-        DeltaSink(
+        sink(
             "bronze_events",
             tuple(reg.bronze_topics()),
-            lake_uri(root, "bronze_events"),
             None,
             ("tenant_id", "ingest_date"),
             tenant_of_topic=reg.topic_owner(),
         ),
-        DeltaSink(
-            "dlq_events",
-            (reg.silver.dlq_topic,),
-            lake_uri(root, "dlq_events"),
-            DLQ_SCHEMA,
-            ("tenant_id", "ingest_date"),
-        ),
-        DeltaSink(
-            "audit_silver_counts",
-            (reg.silver.audit_topic,),
-            lake_uri(root, "audit_silver_counts"),
-            AUDIT_SCHEMA,
-            ("tenant_id",),
-        ),
+        sink("dlq_events", (reg.silver.dlq_topic,), DLQ_SCHEMA, ("tenant_id", "ingest_date")),
+        sink("audit_silver_counts", (reg.silver.audit_topic,), AUDIT_SCHEMA, ("tenant_id",)),
     ]
     for name, et in sorted(reg.event_types.items()):
         out.append(
-            DeltaSink(
+            sink(
                 f"silver_{name}",
                 (et.topic,),
-                lake_uri(root, f"silver_{name}"),
                 silver_schema(et),
                 ("tenant_id", "event_type", "ingest_date"),
             )
@@ -147,7 +175,53 @@ def sinks(reg: Registry, lake: LakeSettings) -> list[DeltaSink]:
 def all_sinks(conf_dir: Path | None = None) -> tuple[LakeSettings, list[DeltaSink]]:
     conf_dir = conf_dir or paths.CONF_DIR
     lake = load_lake(conf_dir)
-    return lake, sinks(registry.load_registry(conf_dir), lake)
+    options = lake.resolved_storage_options(conf_dir / "lake.yaml")
+    out = sinks(registry.load_registry(conf_dir), lake, options)
+    if lake.root().startswith("abfss://"):
+        ensure_adls(lake.root(), options, [s.table for s in out])
+    return lake, out
+
+
+def ensure_adls(root: str, options: dict[str, str], tables: list[str]) -> None:
+    """Create the ADLS Gen2 filesystem (and the table directories where the endpoint has them).
+
+    Credentials come from the environment through storage_options, never from YAML.
+    """
+    from azure.core.exceptions import HttpResponseError, ResourceExistsError
+    from azure.storage.filedatalake import DataLakeServiceClient
+
+    rest = root.removeprefix("abfss://")
+    filesystem, _, host_path = rest.partition("@")
+    account_host, _, base = host_path.partition("/")
+    account = options.get("azure_storage_account_name", account_host.split(".")[0])
+    if options.get("azure_storage_use_emulator") == "true":
+        # The same variable object_store's emulator mode reads (default: Azurite's port 10000).
+        endpoint = (
+            os.environ.get("AZURITE_BLOB_STORAGE_URL", "http://127.0.0.1:10000") + f"/{account}"
+        )
+        conn = (
+            f"DefaultEndpointsProtocol=http;AccountName={account};"
+            f"AccountKey={options['azure_storage_account_key']};BlobEndpoint={endpoint};"
+        )
+        svc = DataLakeServiceClient.from_connection_string(conn)
+    else:
+        svc = DataLakeServiceClient(
+            f"https://{account_host}", credential=options.get("azure_storage_account_key")
+        )
+    fs = svc.get_file_system_client(filesystem)
+    try:
+        fs.create_file_system()
+    except ResourceExistsError:
+        pass
+    for table in tables:
+        try:
+            fs.create_directory("/".join(p for p in (base, table) if p))
+        except ResourceExistsError:
+            pass
+        except HttpResponseError:
+            # The emulator serves the blob endpoint only; directories are implicit there.
+            if options.get("azure_storage_use_emulator") != "true":
+                raise
 
 
 def table_stats(sink: DeltaSink) -> dict[str, int] | None:
@@ -156,7 +230,7 @@ def table_stats(sink: DeltaSink) -> dict[str, int] | None:
     from deltalake.exceptions import TableNotFoundError
 
     try:
-        dt = DeltaTable(sink.uri)
+        dt = DeltaTable(sink.uri, storage_options=dict(sink.storage_options or {}))
     except TableNotFoundError:
         return None
     adds = pa.table(dt.get_add_actions(flatten=True))
@@ -187,4 +261,5 @@ def offsets_behind(sink: DeltaSink, bootstrap: str) -> int:
 def read_table(sink: DeltaSink, columns: list[str] | None = None) -> pa.Table:
     from deltalake import DeltaTable
 
-    return pa.table(DeltaTable(sink.uri).to_pyarrow_table(columns=columns))
+    dt = DeltaTable(sink.uri, storage_options=dict(sink.storage_options or {}))
+    return pa.table(dt.to_pyarrow_table(columns=columns))
