@@ -110,34 +110,52 @@ class DeltaSink:
                 table = table.append_column(name, col)
         return table
 
-    def recorded(self, topic: str, partition: int) -> int | None:
+    def _open(self) -> DeltaTable | None:
         try:
-            dt = DeltaTable(self.uri, storage_options=dict(self.storage_options or {}))
+            return DeltaTable(self.uri, storage_options=dict(self.storage_options or {}))
         except TableNotFoundError:
             return None
-        v = dt.transaction_version(self.app_id(topic, partition))
+
+    def recorded(self, topic: str, partition: int) -> int | None:
+        dt = self._open()
+        v = None if dt is None else dt.transaction_version(self.app_id(topic, partition))
         return None if v is None else int(v)
+
+    def check_schema(self, dt: DeltaTable, incoming: pa.Schema) -> None:
+        """Additive changes (new columns) evolve the table; a changed type is refused."""
+        current = pa.schema(dt.schema().to_arrow())
+        for f in incoming:
+            if f.name in current.names and not _compatible(current.field(f.name).type, f.type):
+                raise SchemaChangeRefused(
+                    f"{self.table} ({self.uri}): column {f.name!r} is {current.field(f.name).type} "
+                    f"in the table but {f.type} in the new data. Additive changes (new optional "
+                    "fields) evolve the table; a changed type needs a new field name."
+                )
 
     def commit(self, msgs: Sequence[Any]) -> pa.Table | None:
         """Write msgs as one Delta commit with their app transactions; skip what is recorded.
 
         Returns the rows written (None if everything was already in the table).
         """
+        dt = self._open()
         last: dict[tuple[str, int], int] = {}
         for m in msgs:
             key = (m.topic(), m.partition())
             last[key] = max(last.get(key, -1), m.offset())
-        recorded = {k: self.recorded(*k) for k in last}
-        fresh = [
-            m for m in msgs if (r := recorded[(m.topic(), m.partition())]) is None or m.offset() > r
-        ]
+        recorded = {
+            k: _or_minus_one(None if dt is None else dt.transaction_version(self.app_id(*k)))
+            for k in last
+        }
+        fresh = [m for m in msgs if m.offset() > recorded[(m.topic(), m.partition())]]
         if not fresh:
             return None
         table = self.to_arrow(fresh)
+        if dt is not None:
+            self.check_schema(dt, table.schema)
         txns = [
             Transaction(self.app_id(t, p), off)
             for (t, p), off in sorted(last.items())
-            if off > _or_minus_one(recorded[(t, p)])
+            if off > recorded[(t, p)]
         ]
         write_deltalake(
             self.uri,
@@ -149,6 +167,27 @@ class DeltaSink:
             commit_properties=CommitProperties(app_transactions=txns),
         )
         return table
+
+
+class SchemaChangeRefused(Exception):
+    pass
+
+
+def _compatible(old: pa.DataType, new: pa.DataType) -> bool:
+    if old == new:
+        return True
+    if pa.types.is_struct(old) and pa.types.is_struct(new):
+        return all(
+            new.field(i).name not in [old.field(j).name for j in range(old.num_fields)]
+            or _compatible(old.field(new.field(i).name).type, new.field(i).type)
+            for i in range(new.num_fields)
+        )
+    # Delta stores timestamps in microseconds; a narrower unit from Arrow is the same type.
+    if pa.types.is_timestamp(old) and pa.types.is_timestamp(new):
+        return (old.tz is None) == (new.tz is None)
+    return (pa.types.is_string(old) and pa.types.is_large_string(new)) or (
+        pa.types.is_large_string(old) and pa.types.is_string(new)
+    )
 
 
 def _or_minus_one(v: int | None) -> int:
