@@ -185,9 +185,8 @@ def _compatible(old: pa.DataType, new: pa.DataType) -> bool:
     # Delta stores timestamps in microseconds; a narrower unit from Arrow is the same type.
     if pa.types.is_timestamp(old) and pa.types.is_timestamp(new):
         return (old.tz is None) == (new.tz is None)
-    return (pa.types.is_string(old) and pa.types.is_large_string(new)) or (
-        pa.types.is_large_string(old) and pa.types.is_string(new)
-    )
+    strings = {pa.string(), pa.large_string(), pa.string_view()}
+    return old in strings and new in strings
 
 
 def _or_minus_one(v: int | None) -> int:
