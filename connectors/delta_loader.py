@@ -450,6 +450,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--flush-rows", type=int, default=50_000)
     ap.add_argument("--flush-ms", type=int, default=1000)
     ap.add_argument("--idle-exit", type=float, default=None)
+    ap.add_argument("--instance-id", default="loader-0")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     schema = pa.schema([(n, _TYPES[t]) for n, t in (c.split(":") for c in args.columns.split(","))])
@@ -461,7 +462,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         tuple(p for p in args.partition_by.split(",") if p),
     )
     loader = Loader(
-        args.bootstrap, args.group, [sink], flush_rows=args.flush_rows, flush_ms=args.flush_ms
+        args.bootstrap,
+        args.group,
+        [sink],
+        flush_rows=args.flush_rows,
+        flush_ms=args.flush_ms,
+        instance_id=args.instance_id,
     )
     install_signal_handlers(loader)
     loader.run(idle_exit_s=args.idle_exit)

@@ -151,3 +151,49 @@ def test_sigkilled_loader_loses_nothing_and_duplicates_nothing(
     print(
         f"{kills} kills, {version + 1} table versions, {len(orphans)} files written but never committed"
     )
+
+
+def test_two_loaders_in_one_group_share_the_partitions(
+    bootstrap: str, topic_factory: object, tmp_path: Path
+) -> None:
+    """Scale-out: loaders with distinct instance ids split the partitions; still exactly once."""
+    topic = topic_factory("silver_scale_test", partitions=4)  # type: ignore[operator]
+    uri = str(tmp_path / "lake" / "silver_scale_test")
+    group = f"scale-{uuid.uuid4().hex[:8]}"
+    logs = [tmp_path / f"loader-{i}.log" for i in range(2)]
+    procs = [
+        subprocess.Popen(
+            loader_cmd(
+                bootstrap, topic, uri, group, "--idle-exit", "8", "--instance-id", f"loader-{i}"
+            ),
+            stdout=logs[i].open("wb"),
+            stderr=subprocess.STDOUT,
+        )
+        for i in range(2)
+    ]
+    # Both must own partitions before the data arrives, or the first could take it all.
+    deadline = time.monotonic() + 60
+    while not all("assigned" in log.read_text() for log in logs):
+        assert time.monotonic() < deadline, "the loaders did not both get partitions"
+        assert all(p.poll() is None for p in procs), "a loader exited early"
+        time.sleep(0.1)
+    n = 40_000
+    kafka.produce(
+        bootstrap,
+        topic,
+        [
+            (
+                None,
+                json.dumps(
+                    {"tenant_id": "acme", "event_type": "orders", "event_id": f"e{i}", "n": i}
+                ).encode(),
+            )
+            for i in range(n)
+        ],
+    )
+    for p in procs:
+        assert p.wait(timeout=300) == 0
+    rows = table_rows(uri)
+    assert sorted(r["n"] for r in rows) == list(range(n))
+    committed_by = [log.read_text().count("rows committed") for log in logs]
+    assert all(c > 0 for c in committed_by), f"one loader did all the work: {committed_by}"
