@@ -290,6 +290,8 @@ class Loader:
         """One row per tenant of the batch, appended after the batch's commit (so a crash between
         the two can lose an audit row, never add one for data that is not in the table)."""
         tenants = written.column("tenant_id") if "tenant_id" in written.column_names else None
+        ts = pa.timestamp("ms", tz="UTC")
+        has_event_time = "event_at" in written.column_names
         t = pa.table(
             {
                 "tenant_id": tenants
@@ -297,6 +299,9 @@ class Loader:
                 else pa.nulls(written.num_rows, pa.string()),
                 "kafka_offset": written.column("kafka_offset"),
                 "kafka_timestamp": written.column("kafka_timestamp"),
+                "event_at": written.column("event_at").cast(ts)
+                if has_event_time
+                else pa.nulls(written.num_rows, ts),
             }
         )
         g = t.group_by("tenant_id").aggregate(
@@ -306,6 +311,8 @@ class Loader:
                 ("kafka_offset", "max"),
                 ("kafka_timestamp", "min"),
                 ("kafka_timestamp", "max"),
+                ("event_at", "min"),
+                ("event_at", "max"),
             ]
         )
         n = g.num_rows
@@ -321,6 +328,8 @@ class Loader:
                 "last_offset": g.column("kafka_offset_max"),
                 "min_ingest_at": g.column("kafka_timestamp_min"),
                 "max_ingest_at": g.column("kafka_timestamp_max"),
+                "min_event_at": g.column("event_at_min"),
+                "max_event_at": g.column("event_at_max"),
                 "commit_latency_ms": pa.array([round(latency_ms, 1)] * n, pa.float64()),
                 "status": pa.array(["committed"] * n, pa.string()),
             }

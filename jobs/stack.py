@@ -577,4 +577,21 @@ def status(s: PlatformSettings) -> list[str]:
                 lines.append(f"  job {j['jid']} {j['state']:10} {j['name']}")
         except (OSError, urllib.error.URLError, ValueError) as exc:
             lines.append(f"flink cluster      {s.flink.rest_url} NOT answering ({exc})")
+    if owned("loader") and owned("kafka"):
+        from jobs import lake
+
+        lines.append(
+            "delta loader       lag per table (offsets past the Delta log, incl. transaction markers):"
+        )
+        _settings, sinks = lake.all_sinks()
+        for sink in sinks:
+            stats = lake.table_stats(sink)
+            rows = (
+                "no table yet"
+                if stats is None
+                else f"{stats['rows']} rows, version {stats['version']}"
+            )
+            lines.append(
+                f"  {sink.table:26} behind {lake.offsets_behind(sink, s.kafka.bootstrap):7d}   {rows}"
+            )
     return lines

@@ -67,3 +67,21 @@ def test_replayed_offsets_are_skipped_before_writing(tmp_path: Path) -> None:
     assert s.commit(msgs) is None  # all recorded: no write, no new version
     assert s.commit([*msgs, Msg(3, {"tenant_id": "acme", "amount": 3})]).num_rows == 1  # type: ignore[union-attr]
     assert DeltaTable(str(tmp_path / "t")).version() == version + 1
+
+
+def test_maintenance_compacts_checkpoints_and_vacuums_safely(tmp_path: Path) -> None:
+    from connectors.delta_loader import maintain
+
+    s = sink(tmp_path / "m", ("tenant_id", pa.string()), ("amount", pa.int64()))
+    for i in range(6):
+        s.commit([Msg(i, {"tenant_id": "acme", "amount": i})])
+    before = len(DeltaTable(s.uri).file_uris())
+    assert "optimize 6 files -> 1" in maintain(s, "optimize")
+    assert len(DeltaTable(s.uri).file_uris()) == 1 < before
+    maintain(s, "checkpoint")
+    assert (tmp_path / "m" / "_delta_log" / "_last_checkpoint").exists()
+    # Vacuum keeps what a reader of the last 7 days may still need: the compacted-away files stay.
+    assert "removed 0 files" in maintain(s, "vacuum", retention_hours=168)
+    t = DeltaTable(s.uri)
+    assert t.to_pyarrow_table().num_rows == 6
+    assert t.transaction_version("kafka:silver_x:0") == 5  # app transactions survive compaction
