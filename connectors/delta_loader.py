@@ -4,7 +4,8 @@ Flink writes every derived layer to Kafka in transactions; this loader lands top
 
 - it reads with isolation.level=read_committed, in batches, and converts each batch to Arrow in
   C++ (pyarrow.json with an explicit schema, or raw bytes for Bronze); the only per-record Python
-  is one list comprehension that takes the fetched messages' fields;
+  is a handful of list comprehensions that take each fetched message's value, key, offset,
+  partition and timestamp (confluent-kafka hands messages over one object each);
 - each batch is one Delta commit that also records, per (topic, partition) in it, an app
   transaction whose version is the last offset written;
 - on start and on every partition assignment it seeks to the offsets recorded in the Delta log,
