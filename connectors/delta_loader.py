@@ -117,10 +117,19 @@ class DeltaSink:
         except TableNotFoundError:
             return None
 
-    def recorded(self, topic: str, partition: int) -> int | None:
-        dt = self._open()
-        v = None if dt is None else dt.transaction_version(self.app_id(topic, partition))
-        return None if v is None else int(v)
+    def recorded_offsets(
+        self, keys: Sequence[tuple[str, int]], dt: DeltaTable | None = None
+    ) -> dict[tuple[str, int], int]:
+        """Last offset the Delta log records per (topic, partition); -1 where none.
+
+        Reads the log once for all keys (pass an open table to reuse it).
+        """
+        dt = dt or self._open()
+        out = {}
+        for topic, partition in keys:
+            v = None if dt is None else dt.transaction_version(self.app_id(topic, partition))
+            out[(topic, partition)] = -1 if v is None else int(v)
+        return out
 
     def check_schema(self, dt: DeltaTable, incoming: pa.Schema) -> None:
         """Additive changes (new columns) evolve the table; a changed type is refused."""
@@ -143,10 +152,7 @@ class DeltaSink:
         for m in msgs:
             key = (m.topic(), m.partition())
             last[key] = max(last.get(key, -1), m.offset())
-        recorded = {
-            k: _or_minus_one(None if dt is None else dt.transaction_version(self.app_id(*k)))
-            for k in last
-        }
+        recorded = self.recorded_offsets(list(last), dt)
         fresh = [m for m in msgs if m.offset() > recorded[(m.topic(), m.partition())]]
         if not fresh:
             return None
@@ -188,10 +194,6 @@ def _compatible(old: pa.DataType, new: pa.DataType) -> bool:
         return (old.tz is None) == (new.tz is None)
     strings = {pa.string(), pa.large_string(), pa.string_view()}
     return old in strings and new in strings
-
-
-def _or_minus_one(v: int | None) -> int:
-    return -1 if v is None else v
 
 
 class Loader:
@@ -244,12 +246,17 @@ class Loader:
         )
 
     def _on_assign(self, consumer: Any, partitions: list[TopicPartition]) -> None:
+        by_topic: dict[str, list[TopicPartition]] = {}
         for tp in partitions:
-            v = self.sink_of[tp.topic].recorded(tp.topic, tp.partition)
-            tp.offset = OFFSET_BEGINNING if v is None else v + 1
-            log.info(
-                "assigned %s[%d] from offset %s (Delta log)", tp.topic, tp.partition, tp.offset
-            )
+            by_topic.setdefault(tp.topic, []).append(tp)
+        for topic, tps in by_topic.items():
+            recorded = self.sink_of[topic].recorded_offsets([(t.topic, t.partition) for t in tps])
+            for tp in tps:
+                last = recorded[(tp.topic, tp.partition)]
+                tp.offset = OFFSET_BEGINNING if last < 0 else last + 1
+                log.info(
+                    "assigned %s[%d] from offset %s (Delta log)", tp.topic, tp.partition, tp.offset
+                )
         consumer.assign(partitions)
         self.assigned = bool(partitions)
 

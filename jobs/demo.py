@@ -55,12 +55,14 @@ def expected_counts(events: Iterable[dict[str, Any]], window_ms: int) -> Counter
     return out
 
 
-def _iso_ms(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-
-
-def _iso(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
+def _iso(ms: int, millis: bool = False) -> str:
+    """UTC ISO-8601: seconds (as Flink prints window bounds) or milliseconds with a Z."""
+    dt = datetime.fromtimestamp(ms / 1000, tz=UTC)
+    return (
+        dt.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+        if millis
+        else dt.strftime("%Y-%m-%dT%H:%M:%S")
+    )
 
 
 def _norm_ts(v: str) -> str:
@@ -128,7 +130,7 @@ def silver_events(seed: int = 11, n: int = 3000, now_ms: int | None = None) -> d
                 "event_type": "orders",
                 "schema_version": 2,
                 "order_id": f"o-{i}",
-                "placed_at": _iso_ms(now_ms - rng.randrange(60_000)),
+                "placed_at": _iso(now_ms - rng.randrange(60_000), millis=True),
                 "customer_id": f"cust-{rng.randrange(500)}",
                 "amount_cents": rng.randrange(100, 50_000),
                 "currency": rng.choice(["EUR", "USD", "GBP"]),
@@ -172,7 +174,7 @@ def run_silver(platform: PlatformSettings) -> bool:
     for topic, cfg in job.topic_configs().items():
         kafka.create_topics(bootstrap, [topic], platform.kafka.default_partitions, topic_config=cfg)
     data = silver_events()
-    owners = {t: topics[0] for t, topics in ((t.tenant_id, t.topics) for t in reg.tenants.values())}
+    owners = {t.tenant_id: t.topics[0] for t in reg.tenants.values()}
     for tenant, records in data["records"].items():
         kafka.produce(bootstrap, owners[tenant], [(None, r) for r in records])
     total = sum(len(r) for r in data["records"].values())

@@ -244,15 +244,14 @@ def offsets_behind(sink: DeltaSink, bootstrap: str) -> int:
 
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": "streamlake.lag", "log_level": 3})
     try:
-        behind = 0
         md = c.list_topics(timeout=10)
-        for topic in sink.topics:
-            if topic not in md.topics:
-                continue
-            for p in md.topics[topic].partitions:
-                low, high = c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
-                rec = sink.recorded(topic, p)
-                behind += high - (rec + 1 if rec is not None else low)
+        keys = [(t, p) for t in sink.topics if t in md.topics for p in md.topics[t].partitions]
+        recorded = sink.recorded_offsets(keys)
+        behind = 0
+        for topic, p in keys:
+            low, high = c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+            last = recorded[(topic, p)]
+            behind += high - (last + 1 if last >= 0 else low)
         return behind
     finally:
         c.close()

@@ -17,14 +17,14 @@ from connectors import kafka
 from jobs import paths, settings
 from jobs.settings import PlatformSettings
 
-_TIERS = {"unit": "unit", "job": "job", "integration": "integration"}
+_TIERS = ("unit", "job", "integration")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         tier = Path(str(item.fspath)).parent.name
         if tier in _TIERS:
-            item.add_marker(getattr(pytest.mark, _TIERS[tier]))
+            item.add_marker(getattr(pytest.mark, tier))
 
 
 @pytest.fixture(scope="session")
@@ -64,8 +64,8 @@ def topic_factory(bootstrap: str, uid: str) -> Iterator[Callable[..., str]]:
 
 @pytest.fixture
 def conf_dir(tmp_path: Path, uid: str) -> Callable[..., Path]:
-    """A private copy of conf/ with per-test pipeline id (so group and transactional ids) and
-    topics; `edit(path, key, value)` changes one YAML key."""
+    """A private copy of conf/ with a per-test pipeline id (so group and transactional ids) and
+    the demo job's topics overridden by keyword."""
 
     def make(**job_overrides: str) -> Path:
         d = tmp_path / "conf"
