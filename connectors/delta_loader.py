@@ -30,7 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pj
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
-from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
+from deltalake import CommitProperties, DeltaTable, QueryBuilder, Transaction, write_deltalake
 from deltalake.exceptions import TableNotFoundError
 
 log = logging.getLogger("streamlake.loader")
@@ -432,6 +432,27 @@ def maintain(sink: DeltaSink, action: str, retention_hours: int = 168) -> str:
 def install_signal_handlers(loader: Loader) -> None:
     signal.signal(signal.SIGTERM, loader.stop)
     signal.signal(signal.SIGINT, loader.stop)
+
+
+def read_delta(
+    table: str | DeltaTable,
+    columns: Sequence[str] | None = None,
+    storage_options: Mapping[str, str] | None = None,
+) -> pa.Table:
+    """Read a Delta table into Arrow with delta-rs's own engine (DataFusion).
+
+    Not DeltaTable.to_pyarrow_table(): with the pyarrow that PyFlink pins (16), its dataset scan
+    leaves native threads that abort the interpreter at exit ("terminate called without an active
+    exception") in about a third of runs, measured here.
+    """
+    dt = (
+        table
+        if isinstance(table, DeltaTable)
+        else DeltaTable(table, storage_options=dict(storage_options or {}))
+    )
+    select = ", ".join('"' + c.replace('"', '""') + '"' for c in columns) if columns else "*"
+    reader = QueryBuilder().register("t", dt).execute(f"SELECT {select} FROM t")
+    return pa.table(reader.read_all())
 
 
 def lake_uri(root: str, table: str) -> str:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pyarrow as pa
 from pydantic import Field
 
-from connectors.delta_loader import DeltaSink, lake_uri
+from connectors.delta_loader import DeltaSink, lake_uri, read_delta
 from jobs import config, paths, registry
 from jobs.registry import Duration, FieldSpec, Registry
 
@@ -258,7 +258,5 @@ def offsets_behind(sink: DeltaSink, bootstrap: str) -> int:
 
 
 def read_table(sink: DeltaSink, columns: list[str] | None = None) -> pa.Table:
-    from deltalake import DeltaTable
 
-    dt = DeltaTable(sink.uri, storage_options=dict(sink.storage_options or {}))
-    return pa.table(dt.to_pyarrow_table(columns=columns))
+    return read_delta(sink.uri, columns, sink.storage_options)

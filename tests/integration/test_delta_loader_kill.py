@@ -23,6 +23,7 @@ from typing import Any
 from deltalake import DeltaTable
 
 from connectors import kafka
+from connectors.delta_loader import read_delta
 
 EVENTS = 200_000
 KILLS = 10
@@ -78,9 +79,7 @@ def produce_all(bootstrap: str, topic: str, rng: random.Random, done: threading.
 
 
 def table_rows(uri: str) -> list[dict[str, Any]]:
-    t = DeltaTable(uri).to_pyarrow_table(
-        columns=["kafka_partition", "kafka_offset", "event_id", "n"]
-    )
+    t = read_delta(uri, ["kafka_partition", "kafka_offset", "event_id", "n"])
     rows: list[dict[str, Any]] = t.to_pylist()
     return rows
 

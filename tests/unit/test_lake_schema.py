@@ -11,7 +11,7 @@ import pyarrow as pa
 import pytest
 from deltalake import DeltaTable
 
-from connectors.delta_loader import DeltaSink, SchemaChangeRefused
+from connectors.delta_loader import DeltaSink, SchemaChangeRefused, read_delta
 
 
 class Msg:
@@ -47,7 +47,7 @@ def test_additive_change_evolves_and_type_change_is_refused(tmp_path: Path) -> N
     v1.commit([Msg(0, {"tenant_id": "acme", "amount": 5})])
     v2 = sink(uri, ("tenant_id", pa.string()), ("amount", pa.int64()), ("channel", pa.string()))
     v2.commit([Msg(1, {"tenant_id": "acme", "amount": 6, "channel": "web"})])
-    table = DeltaTable(str(uri)).to_pyarrow_table()
+    table = read_delta(str(uri))
     assert "channel" in table.column_names and table.num_rows == 2
     assert DeltaTable(str(uri)).transaction_version("kafka:silver_x:0") == 1
 
@@ -56,7 +56,7 @@ def test_additive_change_evolves_and_type_change_is_refused(tmp_path: Path) -> N
         SchemaChangeRefused, match=r"column 'amount' is int64 in the table but string"
     ):
         v3.commit([Msg(2, {"tenant_id": "acme", "amount": "7"})])
-    assert DeltaTable(str(uri)).to_pyarrow_table().num_rows == 2  # nothing half-written
+    assert read_delta(str(uri)).num_rows == 2  # nothing half-written
 
 
 def test_replayed_offsets_are_skipped_before_writing(tmp_path: Path) -> None:
@@ -83,5 +83,5 @@ def test_maintenance_compacts_checkpoints_and_vacuums_safely(tmp_path: Path) -> 
     # Vacuum keeps what a reader of the last 7 days may still need: the compacted-away files stay.
     assert "removed 0 files" in maintain(s, "vacuum", retention_hours=168)
     t = DeltaTable(s.uri)
-    assert t.to_pyarrow_table().num_rows == 6
+    assert read_delta(t).num_rows == 6
     assert t.transaction_version("kafka:silver_x:0") == 5  # app transactions survive compaction
