@@ -35,11 +35,16 @@ class KafkaTable:
     key_fields: tuple[str, ...] = ()
     key_format: Literal["json", "raw"] = "json"
     value_format: Literal["json", "raw"] = "json"
+    # An upsert table (Gold): the key is the DDL's PRIMARY KEY and each record replaces the
+    # previous one with its key.
+    upsert: bool = False
+    # Further source options, e.g. scan.watermark.emit.strategy.
+    source_options: tuple[tuple[str, str], ...] = ()
 
     def options(self) -> dict[str, str]:
         """The WITH options for this table. One place decides delivery and isolation settings."""
         opts: dict[str, str] = {
-            "connector": "kafka",
+            "connector": "upsert-kafka" if self.upsert else "kafka",
             "topic": self.topic,
             "properties.bootstrap.servers": self.bootstrap,
         }
@@ -48,7 +53,11 @@ class KafkaTable:
             opts["value.json.timestamp-format.standard"] = "ISO-8601"
         else:
             opts["value.format"] = self.value_format
-        if self.key_fields:
+        if self.upsert:
+            opts["key.format"] = "json"
+            opts["key.json.timestamp-format.standard"] = "ISO-8601"
+            opts["value.fields-include"] = "ALL"
+        elif self.key_fields:
             opts["key.format"] = self.key_format
             opts["key.fields"] = ";".join(self.key_fields)
             # A raw key is its own column; JSON keys repeat fields that the value carries too.
@@ -58,10 +67,12 @@ class KafkaTable:
                 raise ValueError(f"table on topic {self.topic}: a source needs a group id")
             opts["properties.group.id"] = self.group_id
             opts["properties.isolation.level"] = "read_committed"
-            opts["scan.startup.mode"] = "earliest-offset"
+            if not self.upsert:  # upsert-kafka always reads from the earliest offset
+                opts["scan.startup.mode"] = "earliest-offset"
             if self.bounded or self.role == "query":
                 # Read what is committed when the query starts, then finish.
                 opts["scan.bounded.mode"] = "latest-offset"
+            opts.update(self.source_options)
         if self.role == "sink":
             if not self.transactional_id_prefix:
                 raise ValueError(

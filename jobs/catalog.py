@@ -25,6 +25,7 @@ class TableSpec:
     key_fields: tuple[str, ...] = ()
     key_format: Literal["json", "raw"] = "json"
     value_format: Literal["json", "raw"] = "json"
+    upsert: bool = False
     # Topic configs used when the platform creates the topic (e.g. LogAppendTime for Bronze).
     topic_config: Mapping[str, str] = field(default_factory=dict)
 
@@ -42,6 +43,8 @@ class SqlJob:
     params: ParamsFn
     # Flink table config for this job (e.g. the source idle timeout, the state TTL).
     table_config: Mapping[str, str] = field(default_factory=dict)
+    # Options every Kafka source table of the job gets (e.g. the watermark emit strategy).
+    source_options: Mapping[str, str] = field(default_factory=dict)
 
     def topics(self) -> list[str]:
         return sorted({t for spec in self.tables.values() for t in spec.topics})
@@ -72,6 +75,8 @@ class SqlJob:
             key_fields=spec.key_fields,
             key_format=spec.key_format,
             value_format=spec.value_format,
+            upsert=spec.upsert,
+            source_options=tuple(sorted(self.source_options.items())),
         )
 
     def render(
@@ -182,9 +187,45 @@ def silver(conf_dir: Path) -> SqlJob:
     )
 
 
+def gold(conf_dir: Path) -> SqlJob:
+    """Silver -> Gold windows, late rows and CEP alerts, compiled from conf/gold*, conf/alerts."""
+    from jobs import gold as gold_conf
+    from jobs import registry
+
+    gc = gold_conf.load_gold(conf_dir)
+    tables: dict[str, TableSpec] = {}
+    for name in gc.event_types():
+        et = gc.registry.event_types[name]
+        tables[f"silver_{name}"] = TableSpec((et.topic,), "source")
+        tables[f"late_{name}"] = TableSpec(
+            (gc.runner.late_topic(name),), "sink", key_fields=("tenant_id", "event_id")
+        )
+    for agg in gc.aggregates.values():
+        tables[agg.table] = TableSpec((agg.kafka_topic,), "sink", upsert=True)
+    if gc.rules:
+        tables["alert_events"] = TableSpec(
+            (gc.runner.alert_topic,), "sink", key_fields=("tenant_id", "rule_id", "alert_key")
+        )
+
+    def params(withs: Mapping[str, str], _redact: bool) -> dict[str, str]:
+        return gold_conf.gold_params(gc, withs)
+
+    return SqlJob(
+        name="gold",
+        sql_file=gold_conf.GOLD_SQL,
+        tables=tables,
+        params=params,
+        table_config={
+            "table.exec.source.idle-timeout": f"{registry.duration_ms(gc.runner.idle_timeout)} ms",
+            "table.exec.state.ttl": f"{gold_conf.state_ttl_ms(gc)} ms",
+        },
+        source_options={"scan.watermark.emit.strategy": gc.runner.watermark_emit},
+    )
+
+
 def jobs(conf_dir: Path | None = None) -> dict[str, SqlJob]:
     conf_dir = conf_dir or paths.CONF_DIR
-    found = [demo_event_counts(conf_dir), silver(conf_dir)]
+    found = [demo_event_counts(conf_dir), silver(conf_dir), gold(conf_dir)]
     return {j.name: j for j in found}
 
 

@@ -1,0 +1,585 @@
+"""device_anomaly: per-device z-score and silence alerts from a Silver topic (Python DataStream).
+
+Submitted like the SQL jobs (`flink run -py jobs/flink_entry.py device_anomaly`); config is
+conf/streams/device_anomaly.yaml. The pipeline, every operator with a stable uid and name so that
+savepoints survive redeploys:
+
+    KafkaSource of Silver partition N, read_committed      uid device_anomaly.silver.pN
+      -> parse readings (Python)                           uid device_anomaly.parse.pN
+      -> event time and watermarks                         uid device_anomaly.event_time.pN
+      -> drop the timestamp column                         uid device_anomaly.strip_time.pN
+    union -> key by (tenant_id, device) -> detect          uid device_anomaly.detect
+      -> KafkaSink, exactly-once, to the alert topic       uid device_anomaly.alert_sink
+
+Watermarks are per Silver partition. PyFlink's `from_source` ignores a Python TimestampAssigner
+(FLINK-39725), and the Silver records' Kafka timestamps are write times, not event times, so the
+event time must be parsed in Python after the source; a watermark generated there is per source
+subtask, and one subtask reading several partitions would turn the disorder *between* partitions
+(a backlog read a batch per partition at a time) into late data. One single-partition source per
+partition keeps the watermark per partition: the union passes on the minimum. The partitions are
+listed when the job is built; a partition added later needs a redeploy (its source has a new uid and
+starts from the earliest offset).
+
+The result does not depend on arrival order or parallelism: readings are buffered in keyed state and
+applied in event-time order (ties by event id) once the watermark passes them. A reading that
+arrives behind the watermark is not applied; it is counted in the `late_readings` metric.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, field_validator, model_validator
+from pyflink.datastream import FlatMapFunction, KeyedProcessFunction
+
+from jobs import config, paths, registry
+from jobs.settings import PlatformSettings
+
+JOB_NAME = "device_anomaly"
+CONFIG_FILE = Path("streams") / "device_anomaly.yaml"
+
+_NUMERIC = ("int", "long", "double")
+_KEYLIKE = ("string", "enum")
+
+
+class ZScoreRule(config.Strict):
+    rule_id: str = Field(pattern=registry.NAME.pattern)
+    k: float = Field(gt=0)
+    # Two readings are the fewest with a sample standard deviation.
+    min_samples: int = Field(ge=2)
+
+
+class SilenceRule(config.Strict):
+    rule_id: str = Field(pattern=registry.NAME.pattern)
+    after: registry.Duration
+
+
+class DeviceAnomalyConfig(config.Strict):
+    event_type: str
+    key_field: str = Field(pattern=registry.NAME.pattern)
+    value_field: str = Field(pattern=registry.NAME.pattern)
+    zscore: ZScoreRule
+    silence: SilenceRule
+    state_ttl: registry.Duration
+    idle_timeout: registry.Duration
+    output_topic: str
+
+    @field_validator("output_topic")
+    @classmethod
+    def _alert_topic(cls, v: str) -> str:
+        if not registry.TOPIC.match(v) or not v.startswith("alert_"):
+            raise ValueError("a topic name starting with alert_")
+        return v
+
+    @model_validator(mode="after")
+    def _consistent(self) -> DeviceAnomalyConfig:
+        if self.zscore.rule_id == self.silence.rule_id:
+            raise ValueError("zscore.rule_id and silence.rule_id must differ")
+        if registry.duration_ms(self.state_ttl) <= registry.duration_ms(self.silence.after):
+            raise ValueError(
+                "state_ttl must be longer than silence.after, or a silent device's state "
+                "expires before its silence alert"
+            )
+        return self
+
+
+@dataclass(frozen=True)
+class Spec:
+    """Everything the job needs, resolved from its config and the registry."""
+
+    config_file: Path
+    event_type: str
+    silver_topic: str
+    key_field: str
+    value_field: str
+    watermark_ms: int
+    idle_timeout_ms: int
+    state_ttl_ms: int
+    zscore_rule_id: str
+    k: float
+    min_samples: int
+    silence_rule_id: str
+    silence_ms: int
+    output_topic: str
+
+
+def load(conf_dir: Path) -> Spec:
+    """Load conf/streams/device_anomaly.yaml and check it against the onboarding registry."""
+    path = conf_dir / CONFIG_FILE
+    cfg = config.load(DeviceAnomalyConfig, path)
+    reg = registry.load_registry(conf_dir)
+    et = reg.event_types.get(cfg.event_type)
+    if et is None:
+        known = ", ".join(sorted(reg.event_types)) or "none"
+        raise config.ConfigError(path, "event_type", f"a known event type ({known}), got {cfg.event_type!r}")
+    fields = et.silver_fields()
+    for key, want in (("key_field", _KEYLIKE), ("value_field", _NUMERIC)):
+        name = getattr(cfg, key)
+        spec = fields.get(name)
+        if spec is None or spec.type not in want:
+            have = ", ".join(n for n, f in fields.items() if f.type in want) or "none"
+            raise config.ConfigError(
+                path, key, f"a {'/'.join(want)} field of {et.event_type} ({have}), got {name!r}"
+            )
+    return Spec(
+        config_file=path,
+        event_type=et.event_type,
+        silver_topic=et.topic,
+        key_field=cfg.key_field,
+        value_field=cfg.value_field,
+        # The event type's bound: how far a device's readings can arrive out of order (its reason
+        # is in the event type's file). Readings later than this are not applied, and counted.
+        watermark_ms=registry.duration_ms(et.watermark.max_out_of_orderness),
+        idle_timeout_ms=registry.duration_ms(cfg.idle_timeout),
+        state_ttl_ms=registry.duration_ms(cfg.state_ttl),
+        zscore_rule_id=cfg.zscore.rule_id,
+        k=cfg.zscore.k,
+        min_samples=cfg.zscore.min_samples,
+        silence_rule_id=cfg.silence.rule_id,
+        silence_ms=registry.duration_ms(cfg.silence.after),
+        output_topic=cfg.output_topic,
+    )
+
+
+# ---- time and JSON, shared with the SQL alerts ----------------------------------------------------
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
+
+
+def parse_event_at(text: str) -> int:
+    """Epoch milliseconds of a TIMESTAMP_LTZ as Flink's json format writes it ("...T...Z")."""
+    dt = datetime.fromisoformat(text)
+    if dt.tzinfo is None:
+        raise ValueError(f"timestamp without a zone: {text!r}")
+    return (dt - _EPOCH) // _MS
+
+
+def format_ltz(ms: int) -> str:
+    """A TIMESTAMP_LTZ(3) exactly as Flink's json format writes it with timestamp-format ISO-8601
+    (the platform's setting): the fraction without trailing zeros, none for whole seconds."""
+    dt = _EPOCH + timedelta(milliseconds=ms)
+    frac = ms % 1000
+    tail = "." + f"{frac:03d}".rstrip("0") if frac else ""
+    return f"{dt.year:04d}-{dt.month:02d}-{dt.day:02d}T{dt:%H:%M:%S}{tail}Z"
+
+
+# The alert row: the value written to the alert topic, field for field the SQL alerts' columns.
+# The first three fields are also the Kafka key (see _alert_sink).
+ALERT_FIELDS = (
+    "tenant_id",
+    "rule_id",
+    "alert_key",
+    "rule_kind",
+    "event_type",
+    "first_event_at",
+    "last_event_at",
+    "measures",
+    "detected_at",
+)
+KEY_FIELDS = ALERT_FIELDS[:3]
+
+
+def _types() -> Any:
+    from pyflink.common import Types
+
+    class T:
+        key = Types.ROW([Types.STRING(), Types.STRING()])  # (tenant_id, device)
+        reading = Types.ROW([Types.STRING(), Types.LONG(), Types.DOUBLE()])  # event id, at, value
+        keyed = Types.ROW([key, reading])
+        timed = Types.TUPLE([keyed, Types.LONG()])
+        # Timestamps are rendered to strings in Python (format_ltz); the JSON is the same.
+        alert = Types.ROW_NAMED(
+            list(ALERT_FIELDS),
+            [Types.STRING()] * 7 + [Types.MAP(Types.STRING(), Types.DOUBLE()), Types.STRING()],
+        )
+        alert_key = Types.ROW_NAMED(list(KEY_FIELDS), [Types.STRING()] * 3)
+
+    return T
+
+
+# ---- operators -----------------------------------------------------------------------------------
+
+class ParseReadings(FlatMapFunction):  # type: ignore[misc,valid-type]
+    """Silver JSON -> ((tenant_id, device), (event_id, event_at_ms, value)), event_at_ms.
+
+    Silver rows are validated upstream; a row that still lacks the key, the event time or a numeric
+    value is not a reading: it is counted in `unusable_records`, not passed on.
+    """
+
+    def __init__(self, key_field: str, value_field: str) -> None:
+        self.key_field = key_field
+        self.value_field = value_field
+        self.unusable: Any = None
+
+    def open(self, runtime_context: Any) -> None:
+        self.unusable = runtime_context.get_metrics_group().counter("unusable_records")
+
+    def flat_map(self, value: str) -> Iterator[Any]:
+        from pyflink.common import Row
+
+        try:
+            row = json.loads(value)
+            tenant, device = row["tenant_id"], row[self.key_field]
+            reading = row[self.value_field]
+            at = parse_event_at(row["event_at"])
+            if (
+                not isinstance(tenant, str)
+                or not isinstance(device, str)
+                or isinstance(reading, bool)
+                or not isinstance(reading, int | float)
+                or not math.isfinite(reading)
+            ):
+                raise ValueError("not a reading")
+            event_id = str(row["event_id"])
+        except (ValueError, KeyError, TypeError):
+            self.unusable.inc()
+            return
+        yield Row(Row(tenant, device), Row(event_id, at, float(reading))), at
+
+
+@dataclass(frozen=True)
+class DetectorSpec:
+    event_type: str
+    zscore_rule_id: str
+    k: float
+    min_samples: int
+    silence_rule_id: str
+    silence_ms: int
+    state_ttl_ms: int
+
+
+class Detect(KeyedProcessFunction):  # type: ignore[misc,valid-type]
+    """Per (tenant_id, device): rolling statistics, z-score alerts and silence alerts.
+
+    State (every descriptor with the TTL):
+      pending   MapState event_at -> readings not yet applied (waiting for the watermark)
+      stats     (count, mean, m2, last_event_at) over the applied readings (Welford)
+      silence   the event time at which the device counts as silent, while armed
+
+    A reading is buffered and an event-time timer is set at its time; when the watermark passes
+    it, the timer applies the readings of that millisecond in event-id order. So readings are
+    applied in event-time order whatever order they arrived in. The silence timer is set at
+    last_event_at + silence.after; a reading at or before that time re-arms it, otherwise it fires
+    once. Timers are never deleted (a deleted timer could be a pending reading's timer too); a
+    timer that is no longer the armed one does nothing.
+    """
+
+    def __init__(self, spec: DetectorSpec) -> None:
+        self.spec = spec
+        self.pending: Any = None
+        self.stats: Any = None
+        self.silence: Any = None
+        self.late: Any = None
+
+    def open(self, runtime_context: Any) -> None:
+        from pyflink.common import Time, Types
+        from pyflink.datastream.state import (
+            MapStateDescriptor,
+            StateTtlConfig,
+            ValueStateDescriptor,
+        )
+
+        ttl = (
+            StateTtlConfig.new_builder(Time.milliseconds(self.spec.state_ttl_ms))
+            .set_update_type(StateTtlConfig.UpdateType.OnCreateAndWrite)
+            .set_state_visibility(StateTtlConfig.StateVisibility.NeverReturnExpired)
+            .build()
+        )
+        pending = MapStateDescriptor(
+            "pending", Types.LONG(), Types.LIST(Types.ROW([Types.STRING(), Types.DOUBLE()]))
+        )
+        stats = ValueStateDescriptor(
+            "stats", Types.TUPLE([Types.LONG(), Types.DOUBLE(), Types.DOUBLE(), Types.LONG()])
+        )
+        silence = ValueStateDescriptor("silence", Types.LONG())
+        for d in (pending, stats, silence):
+            d.enable_time_to_live(ttl)
+        self.pending = runtime_context.get_map_state(pending)
+        self.stats = runtime_context.get_state(stats)
+        self.silence = runtime_context.get_state(silence)
+        metrics = runtime_context.get_metrics_group()
+        self.late = metrics.counter("late_readings")
+
+    def process_element(self, value: Any, ctx: Any) -> Iterator[Any]:
+        event_id, at, reading = value[0], value[1], value[2]
+        if at <= ctx.timer_service().current_watermark():
+            self.late.inc()
+            return
+        waiting = self.pending.get(at)
+        from pyflink.common import Row
+
+        entry = Row(event_id, reading)
+        self.pending.put(at, [*waiting, entry] if waiting else [entry])
+        ctx.timer_service().register_event_time_timer(at)
+        yield from ()
+
+    def on_timer(self, timestamp: int, ctx: Any) -> Iterator[Any]:
+        spec = self.spec
+        tenant, device = ctx.get_current_key()
+        waiting = self.pending.get(timestamp)
+        if waiting:
+            self.pending.remove(timestamp)
+            state = self.stats.value()
+            n, mean, m2 = (state[0], state[1], state[2]) if state is not None else (0, 0.0, 0.0)
+            for _event_id, x in sorted((r[0], r[1]) for r in waiting):
+                if n >= spec.min_samples:
+                    std = math.sqrt(m2 / (n - 1))
+                    if std > 0:
+                        z = (x - mean) / std
+                        if abs(z) > spec.k:
+                            measures = {"value": x, "mean": mean, "std": std, "z": z, "count": n}
+                            yield self._alert(
+                                tenant, device, spec.zscore_rule_id, "zscore", timestamp, measures
+                            )
+                n += 1
+                delta = x - mean
+                mean += delta / n
+                m2 += delta * (x - mean)
+            self.stats.update((n, mean, m2, timestamp))
+            deadline = timestamp + spec.silence_ms
+            self.silence.update(deadline)
+            ctx.timer_service().register_event_time_timer(deadline)
+            return
+        if self.silence.value() == timestamp:
+            self.silence.clear()
+            state = self.stats.value()
+            if state is not None:
+                yield self._alert(
+                    tenant,
+                    device,
+                    spec.silence_rule_id,
+                    "silence",
+                    state[3],
+                    {"silence_ms": float(spec.silence_ms)},
+                )
+
+    def _alert(
+        self,
+        tenant: str,
+        device: str,
+        rule_id: str,
+        kind: str,
+        at_ms: int,
+        measures: dict[str, float],
+    ) -> Any:
+        from pyflink.common import Row
+
+        at = format_ltz(at_ms)
+        now = format_ltz((datetime.now(UTC) - _EPOCH) // _MS)
+        return Row(
+            tenant,
+            rule_id,
+            device,
+            kind,
+            self.spec.event_type,
+            at,
+            at,
+            {k: float(v) for k, v in measures.items()},
+            now,
+        )
+
+
+# ---- wiring ----------------------------------------------------------------------------------------
+
+
+def silver_partitions(bootstrap: str, topic: str, timeout_s: float = 30.0) -> list[int]:
+    from connectors import kafka
+
+    md = kafka.admin(bootstrap).list_topics(topic, timeout=timeout_s)
+    t = md.topics.get(topic)
+    if t is None or t.error is not None or not t.partitions:
+        raise RuntimeError(
+            f"Silver topic {topic} not found at {bootstrap}; create it (make topics) or run the "
+            "Silver job first"
+        )
+    return sorted(t.partitions)
+
+
+def build(
+    env: Any,
+    spec: Spec,
+    platform: PlatformSettings,
+    *,
+    bounded: bool,
+    stop_offsets: Mapping[int, int] | None = None,
+) -> Any:
+    """Wire the job onto `env`; return the sink.
+
+    bounded=True reads up to the offsets that are latest when the job starts, or, where
+    stop_offsets gives one, up to that offset of the partition (exclusive; the Kafka connector's
+    specific-offsets bounded mode), then finishes: the end of input is the maximum watermark, so
+    every pending timer, silence timers included, fires.
+    """
+    from pyflink.common import Duration, Types, WatermarkStrategy
+    from pyflink.common.serialization import SimpleStringSchema
+    from pyflink.datastream import DataStream, KeyedStream
+    from pyflink.datastream.connectors import DeliveryGuarantee
+    from pyflink.datastream.connectors.kafka import (
+        KafkaOffsetsInitializer,
+        KafkaRecordSerializationSchema,
+        KafkaSink,
+        KafkaSource,
+        KafkaTopicPartition,
+    )
+    from pyflink.datastream.formats.json import JsonRowSerializationSchema
+    from pyflink.java_gateway import get_gateway
+
+    if stop_offsets and not bounded:
+        raise ValueError("stop_offsets bound the input: they need bounded=True")
+    t = _types()
+    jvm = get_gateway().jvm
+    py_eventtime = jvm.org.apache.flink.streaming.api.functions.python.eventtime
+    bootstrap = platform.kafka.bootstrap
+    ident = f"{platform.pipeline_id}.{JOB_NAME}"
+    watermarks = WatermarkStrategy.for_bounded_out_of_orderness(
+        Duration.of_millis(spec.watermark_ms)
+    ).with_idleness(Duration.of_millis(spec.idle_timeout_ms))
+
+    per_partition = []
+    for p in silver_partitions(bootstrap, spec.silver_topic):
+        tp = KafkaTopicPartition(spec.silver_topic, p)
+        builder = (
+            KafkaSource.builder()
+            .set_bootstrap_servers(bootstrap)
+            .set_partitions({tp})
+            .set_group_id(ident)
+            .set_client_id_prefix(f"{ident}.p{p}")
+            .set_starting_offsets(KafkaOffsetsInitializer.earliest())
+            .set_value_only_deserializer(SimpleStringSchema())
+            .set_property("isolation.level", "read_committed")
+        )
+        if bounded:
+            stop = (stop_offsets or {}).get(p)
+            builder = builder.set_bounded(
+                KafkaOffsetsInitializer.offsets({tp: stop})
+                if stop is not None
+                else KafkaOffsetsInitializer.latest()
+            )
+        raw = (
+            env.from_source(builder.build(), WatermarkStrategy.no_watermarks(), f"silver p{p}")
+            .uid(f"{JOB_NAME}.silver.p{p}")
+            .set_parallelism(1)
+        )
+        parsed = (
+            raw.flat_map(ParseReadings(spec.key_field, spec.value_field), output_type=t.timed)
+            .name(f"parse readings p{p}")
+            .uid(f"{JOB_NAME}.parse.p{p}")
+            .set_parallelism(1)
+        )
+        # The timestamp parsed above (tuple field 1) becomes the record's event time; the
+        # generator is Java, per partition: bounded disorder, idle after idle_timeout.
+        j_timed = parsed._j_data_stream.assignTimestampsAndWatermarks(
+            watermarks._j_watermark_strategy.withTimestampAssigner(
+                py_eventtime.CustomTimestampAssigner()
+            )
+        )
+        j_timed.name(f"event time p{p}").uid(f"{JOB_NAME}.event_time.p{p}").setParallelism(1)
+        j_keyed_rows = j_timed.map(
+            py_eventtime.RemoveTimestampMapFunction(), t.keyed.get_java_type_info()
+        )
+        j_keyed_rows.name(f"strip time p{p}").uid(f"{JOB_NAME}.strip_time.p{p}").setParallelism(1)
+        per_partition.append(j_keyed_rows)
+
+    union = DataStream(per_partition[0]).union(*(DataStream(j) for j in per_partition[1:]))
+    # Key by the row's first field, as PyFlink's own key_by does after its key-extracting map:
+    # the parse step already put the key first, so no extra Python hop is needed.
+    j_keyed = union._j_data_stream.keyBy(
+        jvm.org.apache.flink.streaming.api.functions.python.KeyByKeySelector(),
+        Types.ROW([t.key]).get_java_type_info(),
+    )
+    keyed = KeyedStream(j_keyed, t.reading, union)
+    alerts = (
+        keyed.process(
+            Detect(
+                DetectorSpec(
+                    event_type=spec.event_type,
+                    zscore_rule_id=spec.zscore_rule_id,
+                    k=spec.k,
+                    min_samples=spec.min_samples,
+                    silence_rule_id=spec.silence_rule_id,
+                    silence_ms=spec.silence_ms,
+                    state_ttl_ms=spec.state_ttl_ms,
+                )
+            ),
+            output_type=t.alert,
+        )
+        .name("detect anomalies")
+        .uid(f"{JOB_NAME}.detect")
+    )
+    # The key is the JSON object of the row's first three fields (tenant_id, rule_id, alert_key),
+    # the bytes the SQL alerts' json key format writes, so one alert key stays on one partition.
+    record = (
+        KafkaRecordSerializationSchema.builder()
+        .set_topic(spec.output_topic)
+        .set_key_serialization_schema(
+            JsonRowSerializationSchema.builder().with_type_info(t.alert_key).build()
+        )
+        .set_value_serialization_schema(
+            JsonRowSerializationSchema.builder().with_type_info(t.alert).build()
+        )
+        .build()
+    )
+    sink = (
+        KafkaSink.builder()
+        .set_bootstrap_servers(bootstrap)
+        .set_record_serializer(record)
+        .set_delivery_guarantee(DeliveryGuarantee.EXACTLY_ONCE)
+        .set_transactional_id_prefix(f"{ident}.alert_events")
+        .set_property("transaction.timeout.ms", str(platform.sinks.transaction_timeout_ms))
+        .build()
+    )
+    return alerts.sink_to(sink).name(f"alerts to {spec.output_topic}").uid(f"{JOB_NAME}.alert_sink")
+
+
+def stream_env(
+    platform: PlatformSettings, *, name: str, local: bool, parallelism: int | None = None
+) -> Any:
+    """A StreamExecutionEnvironment with the platform's settings (the DataStream twin of
+    flinkenv.table_env): exactly-once checkpoints; locally, the connector jars and fail-fast."""
+    from pyflink.common import Configuration
+    from pyflink.datastream import StreamExecutionEnvironment
+
+    from jobs import flinkenv
+
+    settings = {
+        "pipeline.name": name,
+        "parallelism.default": str(parallelism or platform.flink.parallelism),
+        "execution.checkpointing.interval": f"{platform.flink.checkpoint_interval_ms} ms",
+        "execution.checkpointing.mode": "EXACTLY_ONCE",
+    }
+    if local:
+        settings["restart-strategy.type"] = "fixed-delay"
+        settings["restart-strategy.fixed-delay.attempts"] = "1"
+        settings["restart-strategy.fixed-delay.delay"] = "1 s"
+        settings["python.executable"] = paths.python_executable()
+    conf = Configuration()
+    for k, v in settings.items():
+        conf.set_string(k, v)
+    env = StreamExecutionEnvironment.get_execution_environment(conf)
+    if local:
+        env.add_jars(*flinkenv.connector_jars())
+    return env
+
+
+def run(
+    platform: PlatformSettings,
+    conf_dir: Path,
+    *,
+    local: bool,
+    bounded: bool,
+    parallelism: int | None = None,
+    stop_offsets: Mapping[int, int] | None = None,
+) -> Any:
+    """Build and start the job; return its JobClient (`.get_job_execution_result().result()`
+    waits for a bounded run to finish)."""
+    spec = load(conf_dir)
+    env = stream_env(platform, name=JOB_NAME, local=local, parallelism=parallelism)
+    build(env, spec, platform, bounded=bounded, stop_offsets=stop_offsets)
+    return env.execute_async(JOB_NAME)

@@ -1,0 +1,653 @@
+"""Gold aggregates and CEP alert rules from YAML, and their compilation into the Gold job's SQL.
+
+    conf/gold.yaml              the Gold job: alert topic, late topics, idle timeout
+    conf/gold/<name>.yaml       one event-time aggregate: window, group-by keys, measures,
+                                optional allowed lateness (late rows revise the window)
+    conf/alerts/<rule_id>.yaml  one alert rule: threshold, spike, sequence or absence
+
+The SQL's shape lives in sql/gold/*.sql; this module checks the config against the onboarding
+registry (every field exists, has a type the measure accepts) and computes placeholder values.
+Per-event work is Flink SQL: window TVFs, MATCH_RECOGNIZE and built-ins, all in the JVM.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import Field, field_validator, model_validator
+
+from jobs import config, paths, registry, sqlfile
+from jobs.compiler import interval, q
+from jobs.registry import Duration, EventType, FieldSpec, Registry
+
+GOLD_SQL = paths.SQL_DIR / "gold" / "gold.sql"
+SOURCE_SQL = paths.SQL_DIR / "gold" / "event_type.sql"
+AGGREGATE_SQL = paths.SQL_DIR / "gold" / "aggregate.sql"
+REVISED_SQL = paths.SQL_DIR / "gold" / "aggregate_revised.sql"
+ALERT_SINK_SQL = paths.SQL_DIR / "gold" / "alert_sink.sql"
+RULE_SQL = {
+    kind: paths.SQL_DIR / "gold" / f"rule_{kind}.sql"
+    for kind in ("threshold", "spike", "sequence", "absence")
+}
+
+WindowKind = Literal["tumble", "hop", "cumulate", "session"]
+MeasureFn = Literal["count", "count_distinct", "sum", "min", "max", "avg", "percentile"]
+# Measures a late row can be merged into after the window fired (sum of parts = whole).
+MERGEABLE: frozenset[str] = frozenset({"count", "sum", "min", "max", "avg"})
+NUMERIC = ("int", "long", "double")
+GROUPABLE = ("string", "enum", "int", "long", "boolean")
+MAX_REVISED_WINDOWS = 100  # hop/cumulate windows one late row may revise
+
+
+class GoldRunner(config.Strict):
+    alert_topic: str = "alert_events"
+    # Late rows of event type X go to late_X unless overridden here.
+    late_topics: dict[str, str] = Field(default_factory=dict)
+    idle_timeout: Duration = "10s"
+    # on-event: the watermark advances with every row, so which rows are late depends only on
+    # the order of rows in each partition (replays give the same Gold, late rows and alerts).
+    # on-periodic: every pipeline.auto-watermark-interval (200 ms), cheaper, timing-dependent.
+    watermark_emit: Literal["on-event", "on-periodic"] = "on-event"
+
+    def late_topic(self, event_type: str) -> str:
+        return self.late_topics.get(event_type, f"late_{event_type}")
+
+
+class Window(config.Strict):
+    kind: WindowKind
+    size: Duration | None = None
+    slide: Duration | None = None  # hop
+    step: Duration | None = None  # cumulate
+    gap: Duration | None = None  # session
+
+    @model_validator(mode="after")
+    def _shape(self) -> Window:
+        need = {
+            "tumble": {"size"},
+            "hop": {"size", "slide"},
+            "cumulate": {"size", "step"},
+            "session": {"gap"},
+        }[self.kind]
+        given = {k for k in ("size", "slide", "step", "gap") if getattr(self, k) is not None}
+        if given != need:
+            raise ValueError(f"a {self.kind} window takes exactly {', '.join(sorted(need))}")
+        if self.kind in ("hop", "cumulate"):
+            part = self.slide if self.kind == "hop" else self.step
+            assert self.size is not None and part is not None
+            size_ms, part_ms = registry.duration_ms(self.size), registry.duration_ms(part)
+            if size_ms % part_ms or size_ms <= part_ms:
+                what = "slide" if self.kind == "hop" else "step"
+                raise ValueError(f"size a multiple (at least 2x) of {what}")
+        return self
+
+    def ms(self, key: str) -> int:
+        value = getattr(self, key)
+        assert value is not None
+        return registry.duration_ms(value)
+
+    def describe(self) -> str:
+        if self.kind == "tumble":
+            return f"tumbling {self.size}"
+        if self.kind == "hop":
+            return f"hopping {self.size} every {self.slide}"
+        if self.kind == "cumulate":
+            return f"cumulating every {self.step} up to {self.size}"
+        return f"session (gap {self.gap})"
+
+
+class Measure(config.Strict):
+    fn: MeasureFn
+    field: str | None = None
+    p: float | None = Field(None, gt=0, lt=1)  # percentile
+
+    @model_validator(mode="after")
+    def _shape(self) -> Measure:
+        if self.fn != "count" and self.field is None:
+            raise ValueError(f"{self.fn} takes field: <a Silver field>")
+        if (self.fn == "percentile") != (self.p is not None):
+            raise ValueError("percentile takes p: (0..1), and only percentile does")
+        return self
+
+
+class GoldAggregate(config.Strict):
+    name: str
+    description: str = ""
+    event_type: str
+    topic: str | None = None
+    window: Window
+    group_by: list[str] = Field(default_factory=list)
+    measures: dict[str, Measure]
+    # Late rows whose window closed less than this long ago (in event time) revise it: the
+    # Gold row is upserted with the late row merged in. Without it late rows only go to late_.
+    allowed_lateness: Duration | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not registry.NAME.match(v):
+            raise ValueError("an aggregate name in snake_case (a-z, 0-9, _)")
+        return v
+
+    @field_validator("measures")
+    @classmethod
+    def _measures(cls, v: dict[str, Measure]) -> dict[str, Measure]:
+        if not v:
+            raise ValueError("at least one measure")
+        for n in v:
+            if not registry.NAME.match(n) or n in _GOLD_COLUMNS:
+                raise ValueError(f"measure name {n!r} in snake_case, not one of {_GOLD_COLUMNS}")
+        return v
+
+    @property
+    def table(self) -> str:
+        return f"gold_{self.name}"
+
+    @property
+    def kafka_topic(self) -> str:
+        return self.topic or self.table
+
+
+_GOLD_COLUMNS = ("tenant_id", "window_start", "window_end", "late_rows")
+
+Op = Literal[">", ">=", "<", "<=", "=", "<>"]
+
+
+class Condition(config.Strict):
+    field: str
+    op: Op
+    value: float | int | bool | str
+
+
+class _Rule(config.Strict):
+    rule_id: str
+    description: str = ""
+    event_type: str
+    key: str  # the field alerts are keyed by (e.g. device_id)
+
+    @field_validator("rule_id")
+    @classmethod
+    def _rid(cls, v: str) -> str:
+        if not registry.NAME.match(v):
+            raise ValueError("a rule id in snake_case (a-z, 0-9, _)")
+        return v
+
+
+class ThresholdRule(_Rule):
+    """`condition` holds for `times` consecutive events of a key, all within `within`."""
+
+    kind: Literal["threshold"]
+    condition: Condition
+    times: int = Field(ge=1, le=100)
+    within: Duration
+
+
+class SpikeRule(_Rule):
+    """`field` rises by more than `rise` from one event of a key to the next, less than `within` apart."""
+
+    kind: Literal["spike"]
+    field: str
+    rise: float = Field(gt=0)
+    within: Duration
+
+
+class SequenceRule(_Rule):
+    """Events matching `steps` in order (others may come between), all within `within`."""
+
+    kind: Literal["sequence"]
+    steps: list[Condition] = Field(min_length=2, max_length=5)
+    within: Duration
+
+
+class AbsenceRule(_Rule):
+    """No event from a key for `after` (event time): raised when the watermark passes it."""
+
+    kind: Literal["absence"]
+    after: Duration
+
+
+AlertRule = ThresholdRule | SpikeRule | SequenceRule | AbsenceRule
+_RULE_MODELS: dict[str, type[AlertRule]] = {
+    "threshold": ThresholdRule,
+    "spike": SpikeRule,
+    "sequence": SequenceRule,
+    "absence": AbsenceRule,
+}
+
+
+@dataclass(frozen=True)
+class GoldConfig:
+    runner: GoldRunner
+    aggregates: dict[str, GoldAggregate]
+    rules: dict[str, AlertRule]
+    registry: Registry
+
+    def event_types(self) -> list[str]:
+        used = {a.event_type for a in self.aggregates.values()}
+        used |= {r.event_type for r in self.rules.values()}
+        return sorted(used)
+
+
+def _load_rule(path: Path) -> AlertRule:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise config.ConfigError(path, "", f"not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise config.ConfigError(path, "", "expected a mapping at the top level")
+    kind = data.get("kind")
+    if kind not in _RULE_MODELS:
+        raise config.ConfigError(path, "kind", f"one of {', '.join(_RULE_MODELS)}, got {kind!r}")
+    return config.parse(_RULE_MODELS[kind], data, path)
+
+
+def _field(
+    reg: Registry, et_name: str, name: str, file: Path, key: str, kinds: tuple[str, ...]
+) -> FieldSpec:
+    et = reg.event_types[et_name]
+    fields = {n: f for n, f in et.silver_fields().items() if f.pii != "drop"}
+    spec = fields.get(name)
+    if spec is None:
+        raise config.ConfigError(
+            file, key, f"a Silver field of {et_name} ({', '.join(fields)}), got {name!r}"
+        )
+    if spec.type not in kinds:
+        raise config.ConfigError(
+            file, key, f"a field of type {'/'.join(kinds)}; {name} is {spec.type}"
+        )
+    return spec
+
+
+def _check_event_type(reg: Registry, name: str, file: Path) -> None:
+    if name not in reg.event_types:
+        known = ", ".join(sorted(reg.event_types))
+        raise config.ConfigError(file, "event_type", f"a known event type ({known}), got {name!r}")
+
+
+def _check_condition(reg: Registry, et: str, c: Condition, file: Path, key: str) -> None:
+    spec = _field(reg, et, c.field, file, f"{key}.field", (*GROUPABLE, "double"))
+    numeric = spec.type in NUMERIC
+    if numeric and (isinstance(c.value, (bool, str))):
+        raise config.ConfigError(file, f"{key}.value", f"a number ({c.field} is {spec.type})")
+    if spec.type == "boolean" and (not isinstance(c.value, bool) or c.op not in ("=", "<>")):
+        raise config.ConfigError(file, key, f"= or <> with true/false ({c.field} is boolean)")
+    if spec.type in ("string", "enum"):
+        if not isinstance(c.value, str) or c.op not in ("=", "<>"):
+            raise config.ConfigError(file, key, f"= or <> with a string ({c.field} is {spec.type})")
+        if spec.values is not None and c.value not in spec.values:
+            raise config.ConfigError(
+                file, f"{key}.value", f"one of {spec.values} (the enum's values), got {c.value!r}"
+            )
+
+
+def load_gold(conf_dir: Path, reg: Registry | None = None) -> GoldConfig:
+    reg = reg or registry.load_registry(conf_dir)
+    runner_file = conf_dir / "gold.yaml"
+    runner = config.load(GoldRunner, runner_file) if runner_file.exists() else GoldRunner()
+    for et in runner.late_topics:
+        if et not in reg.event_types:
+            raise config.ConfigError(runner_file, f"late_topics.{et}", "a known event type")
+    aggregates: dict[str, GoldAggregate] = {}
+    for f in sorted((conf_dir / "gold").glob("*.yaml")):
+        agg = config.load(GoldAggregate, f)
+        if agg.name != f.stem:
+            raise config.ConfigError(f, "name", f"the file name's stem {f.stem!r}, got {agg.name!r}")
+        _check_event_type(reg, agg.event_type, f)
+        for i, k in enumerate(agg.group_by):
+            _field(reg, agg.event_type, k, f, f"group_by[{i}]", GROUPABLE)
+        if len(set(agg.group_by)) != len(agg.group_by):
+            raise config.ConfigError(f, "group_by", "distinct field names")
+        for n, m in agg.measures.items():
+            if m.field is None:
+                continue
+            kinds = (*GROUPABLE, "double") if m.fn in ("count", "count_distinct") else NUMERIC
+            _field(reg, agg.event_type, m.field, f, f"measures.{n}.field", kinds)
+        if agg.allowed_lateness is not None:
+            if agg.window.kind == "session":
+                raise config.ConfigError(
+                    f,
+                    "allowed_lateness",
+                    "no allowed_lateness on a session window (a late row can merge two "
+                    "sessions that were already emitted); late rows still go to the late topic",
+                )
+            for n, m in agg.measures.items():
+                if m.fn not in MERGEABLE:
+                    raise config.ConfigError(
+                        f,
+                        f"measures.{n}.fn",
+                        f"a measure that late rows can be merged into ({', '.join(sorted(MERGEABLE))}) "
+                        f"when allowed_lateness is set; {m.fn} needs every row of the window",
+                    )
+            w = agg.window
+            span = w.ms("size") // w.ms("slide" if w.kind == "hop" else "step") if w.kind in (
+                "hop",
+                "cumulate",
+            ) else 1
+            if span > MAX_REVISED_WINDOWS:
+                raise config.ConfigError(
+                    f, "window", f"at most {MAX_REVISED_WINDOWS} windows per row with allowed_lateness"
+                )
+        aggregates[agg.name] = agg
+    rules: dict[str, AlertRule] = {}
+    for f in sorted((conf_dir / "alerts").glob("*.yaml")):
+        rule = _load_rule(f)
+        if rule.rule_id != f.stem:
+            raise config.ConfigError(
+                f, "rule_id", f"the file name's stem {f.stem!r}, got {rule.rule_id!r}"
+            )
+        _check_event_type(reg, rule.event_type, f)
+        _field(reg, rule.event_type, rule.key, f, "key", GROUPABLE)
+        if isinstance(rule, ThresholdRule):
+            _check_condition(reg, rule.event_type, rule.condition, f, "condition")
+        elif isinstance(rule, SpikeRule):
+            _field(reg, rule.event_type, rule.field, f, "field", NUMERIC)
+        elif isinstance(rule, SequenceRule):
+            for i, c in enumerate(rule.steps):
+                _check_condition(reg, rule.event_type, c, f, f"steps[{i}]")
+        rules[rule.rule_id] = rule
+    topics = [a.kafka_topic for a in aggregates.values()]
+    if len(set(topics)) != len(topics):
+        raise config.ConfigError(conf_dir / "gold", "topic", "one topic per aggregate")
+    return GoldConfig(runner, aggregates, rules, reg)
+
+
+# --------------------------------------------------------------------------------------------
+# Compilation
+
+
+def epoch_ms(expr: str) -> str:
+    """Milliseconds since the epoch of a TIMESTAMP_LTZ (the session time zone is UTC)."""
+    return f"(EXTRACT(EPOCH FROM {expr}) * 1000 + EXTRACT(MILLISECOND FROM {expr}))"
+
+
+def _ident(name: str) -> str:
+    return f"`{name}`"
+
+
+def _literal(v: float | int | bool | str) -> str:
+    if isinstance(v, bool):
+        return "TRUE" if v else "FALSE"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    return q(v)
+
+
+def _cond(c: Condition, var: str) -> str:
+    return f"{var}.{_ident(c.field)} {c.op} {_literal(c.value)}"
+
+
+def silver_columns(et: EventType) -> list[tuple[str, str]]:
+    """The Silver topic's value columns (what the Silver job writes)."""
+    head = [
+        ("tenant_id", "STRING"),
+        ("event_type", "STRING"),
+        ("schema_version", "INT"),
+        ("event_id", "STRING"),
+        ("event_at", "TIMESTAMP_LTZ(3)"),
+    ]
+    body = [(n, f.sql_type()) for n, f in et.silver_fields().items() if f.pii != "drop"]
+    tail = [
+        ("source_topic", "STRING"),
+        ("source_partition", "INT"),
+        ("source_offset", "BIGINT"),
+        ("ingest_at", "TIMESTAMP_LTZ(3)"),
+    ]
+    return head + body + tail
+
+
+def _columns(cols: list[tuple[str, str]], indent: str = "    ") -> str:
+    return ",\n".join(f"{indent}{_ident(n)} {t}" for n, t in cols)
+
+
+def event_type_params(
+    gc: GoldConfig, et: EventType, with_silver: str, with_late: str
+) -> dict[str, str]:
+    cols = silver_columns(et)
+    names = ", ".join(_ident(n) for n, _ in cols)
+    return {
+        "event_type": et.event_type,
+        "silver_columns": _columns(cols),
+        "silver_column_names": names,
+        "max_ooo": et.watermark.max_out_of_orderness,
+        "max_ooo_interval": interval(registry.duration_ms(et.watermark.max_out_of_orderness)),
+        "watermark_reason": " ".join(et.watermark.reason.split()),
+        "max_future_skew": et.max_future_skew,
+        "idle_timeout": gc.runner.idle_timeout,
+        "event_ms": epoch_ms("event_at"),
+        "watermark_ms": epoch_ms("watermark_at"),
+        "with_silver": with_silver,
+        "with_late": with_late,
+    }
+
+
+def _measure_type(et: EventType, m: Measure) -> str:
+    if m.fn in ("count", "count_distinct"):
+        return "BIGINT"
+    if m.fn in ("avg", "percentile"):
+        return "DOUBLE"
+    assert m.field is not None
+    t = et.silver_fields()[m.field].type
+    if m.fn == "sum":
+        return "DOUBLE" if t == "double" else "BIGINT"
+    return et.silver_fields()[m.field].sql_type()  # min, max
+
+
+def _measure_expr(m: Measure) -> str:
+    f = _ident(m.field) if m.field else None
+    if m.fn == "count":
+        return f"COUNT({f or '*'})"
+    if m.fn == "count_distinct":
+        return f"COUNT(DISTINCT {f})"
+    if m.fn == "avg":
+        return f"AVG(CAST({f} AS DOUBLE))"
+    if m.fn == "percentile":
+        return f"PERCENTILE(CAST({f} AS DOUBLE), {m.p!r})"
+    return f"{m.fn.upper()}({f})"
+
+
+def window_tvf(agg: GoldAggregate) -> str:
+    w = agg.window
+    src = f"TABLE ontime_{agg.event_type}"
+    t = "DESCRIPTOR(event_at)"
+    if w.kind == "tumble":
+        return f"TUMBLE({src}, {t}, {interval(w.ms('size'))})"
+    if w.kind == "hop":
+        return f"HOP({src}, {t}, {interval(w.ms('slide'))}, {interval(w.ms('size'))})"
+    if w.kind == "cumulate":
+        return f"CUMULATE({src}, {t}, {interval(w.ms('step'))}, {interval(w.ms('size'))})"
+    keys = ", ".join(["tenant_id", *map(_ident, agg.group_by)])
+    return f"SESSION({src} PARTITION BY ({keys}), {t}, {interval(w.ms('gap'))})"
+
+
+def _candidate_windows(agg: GoldAggregate) -> str:
+    """ROW(start_ms, end_ms) of every window of the aggregate's kind that may hold event_ms."""
+    w = agg.window
+    ev = "l.event_ms"
+    if w.kind == "tumble":
+        size = w.ms("size")
+        return f"ROW({ev} - MOD({ev}, {size}), {ev} - MOD({ev}, {size}) + {size})"
+    if w.kind == "hop":
+        size, slide = w.ms("size"), w.ms("slide")
+        base = f"{ev} - MOD({ev}, {slide})"
+        return ", ".join(
+            f"ROW({base} - {k * slide}, {base} - {k * slide} + {size})"
+            for k in range(size // slide)
+        )
+    size, step = w.ms("size"), w.ms("step")
+    base = f"{ev} - MOD({ev}, {size})"
+    return ", ".join(f"ROW({base}, {base} + {j * step})" for j in range(1, size // step + 1))
+
+
+def aggregate_params(gc: GoldConfig, agg: GoldAggregate, with_gold: str) -> dict[str, str]:
+    et = gc.registry.event_types[agg.event_type]
+    keys = [_ident(k) for k in agg.group_by]
+    fields = et.silver_fields()
+    key_cols = [(k, fields[k].sql_type()) for k in agg.group_by]
+    measure_cols = [(n, _measure_type(et, m)) for n, m in agg.measures.items()]
+    group = ", ".join(["tenant_id", *keys, "window_start", "window_end"])
+    params = {
+        "name": agg.name,
+        "event_type": agg.event_type,
+        "window_desc": agg.window.describe(),
+        "key_columns": "".join(f"    {_ident(n)} {t},\n" for n, t in key_cols),
+        "measure_columns": _columns(measure_cols),
+        "primary_key": group,
+        "group_by": group,
+        "window_tvf": window_tvf(agg),
+        "with_gold": with_gold,
+    }
+    if agg.allowed_lateness is None:
+        params["measures"] = ",\n".join(
+            f"       {_measure_expr(m)} AS {_ident(n)}" for n, m in agg.measures.items()
+        )
+        return params
+    # Revisable: window partials and late rows' contributions share one shape, merged per window.
+    partial, late, final = [], [], []
+    for n, m in agg.measures.items():
+        t = _measure_type(et, m)
+        f = f"l.{_ident(m.field)}" if m.field else None
+        if m.fn == "count":
+            partial.append(f"CAST(COUNT({_ident(m.field) if m.field else '*'}) AS BIGINT)")
+            late.append(f"CAST(CASE WHEN {f} IS NULL THEN 0 ELSE 1 END AS BIGINT)" if f else "CAST(1 AS BIGINT)")
+            final.append(f"SUM(p_{n}) AS {_ident(n)}")
+        elif m.fn in ("sum", "min", "max"):
+            partial.append(f"CAST({m.fn.upper()}({_ident(m.field or '')}) AS {t})")
+            late.append(f"CAST({f} AS {t})")
+            final.append(f"{'SUM' if m.fn == 'sum' else m.fn.upper()}(p_{n}) AS {_ident(n)}")
+        else:  # avg
+            partial.append(f"SUM(CAST({_ident(m.field or '')} AS DOUBLE))")
+            partial.append(f"CAST(COUNT({_ident(m.field or '')}) AS BIGINT)")
+            late.append(f"CAST({f} AS DOUBLE)")
+            late.append(f"CAST(CASE WHEN {f} IS NULL THEN 0 ELSE 1 END AS BIGINT)")
+            final.append(
+                f"CASE WHEN SUM(p_{n}_n) > 0 THEN SUM(p_{n}) / SUM(p_{n}_n) END AS {_ident(n)}"
+            )
+    pnames = []
+    for n, m in agg.measures.items():
+        pnames += [f"p_{n}", f"p_{n}_n"] if m.fn == "avg" else [f"p_{n}"]
+    lateness = registry.duration_ms(agg.allowed_lateness)
+    params.update(
+        {
+            "allowed_lateness": agg.allowed_lateness,
+            "partials": ",\n".join(f"       {e} AS {p}" for e, p in zip(partial, pnames, strict=True)),
+            "late_partials": ",\n".join(f"       {e}" for e in late),
+            "key_select": "".join(f"l.{k}, " for k in keys),
+            "candidate_windows": _candidate_windows(agg),
+            "allowed_lateness_ms": str(lateness),
+            "final_measures": ",\n".join(f"       {e}" for e in final),
+        }
+    )
+    return params
+
+
+def _alert_key(rule: AlertRule) -> str:
+    return f"CAST({_ident(rule.key)} AS STRING)"
+
+
+def rule_params(rule: AlertRule) -> dict[str, str]:
+    base = {
+        "rule_id": rule.rule_id,
+        "event_type": rule.event_type,
+        "key": _ident(rule.key),
+        "alert_key": _alert_key(rule),
+        "description": " ".join((rule.description or rule.kind).split()),
+    }
+    if isinstance(rule, ThresholdRule):
+        return {
+            **base,
+            "times": str(rule.times),
+            "within": rule.within,
+            "within_interval": interval(registry.duration_ms(rule.within)),
+            "condition": _cond(rule.condition, "A"),
+            "numeric_measures": (
+                f"MIN(A.{_ident(rule.condition.field)}) AS min_value, "
+                f"MAX(A.{_ident(rule.condition.field)}) AS max_value"
+                if isinstance(rule.condition.value, (int, float))
+                and not isinstance(rule.condition.value, bool)
+                else "CAST(NULL AS DOUBLE) AS min_value, CAST(NULL AS DOUBLE) AS max_value"
+            ),
+        }
+    if isinstance(rule, SpikeRule):
+        return {
+            **base,
+            "field": _ident(rule.field),
+            "rise": repr(rule.rise),
+            "within": rule.within,
+            "within_interval": interval(registry.duration_ms(rule.within)),
+        }
+    if isinstance(rule, SequenceRule):
+        vars_ = [f"S{i + 1}" for i in range(len(rule.steps))]
+        pattern = " ".join(
+            v if i == len(vars_) - 1 else f"{v} X{i + 1}*?" for i, v in enumerate(vars_)
+        )
+        return {
+            **base,
+            "within": rule.within,
+            "within_interval": interval(registry.duration_ms(rule.within)),
+            "pattern": pattern,
+            "defines": ",\n        ".join(
+                f"{v} AS {_cond(c, v)}" for v, c in zip(vars_, rule.steps, strict=True)
+            ),
+            "first_var": vars_[0],
+            "last_var": vars_[-1],
+            "steps": str(len(vars_)),
+        }
+    return {
+        **base,
+        "after": rule.after,
+        "after_interval": interval(registry.duration_ms(rule.after)),
+        "after_ms": str(registry.duration_ms(rule.after)),
+    }
+
+
+def gold_params(gc: GoldConfig, with_clauses: Mapping[str, str]) -> dict[str, str]:
+    sections = []
+    for name in gc.event_types():
+        et = gc.registry.event_types[name]
+        p = event_type_params(gc, et, with_clauses[f"silver_{name}"], with_clauses[f"late_{name}"])
+        sections.append(sqlfile.render(SOURCE_SQL, p))
+    aggs = []
+    for agg in gc.aggregates.values():
+        p = aggregate_params(gc, agg, with_clauses[agg.table])
+        aggs.append(sqlfile.render(REVISED_SQL if agg.allowed_lateness else AGGREGATE_SQL, p))
+    # Rules are queries joined into the alert INSERT, not views: Flink 2.2 fails to expand a view
+    # over SESSION(... PARTITION BY ...) ("Column ... not found").
+    rules = [sqlfile.render(RULE_SQL[r.kind], rule_params(r)) for r in gc.rules.values()]
+    alert_sink = "-- (no alert rules configured)"
+    if gc.rules:
+        alert_sink = sqlfile.render(
+            ALERT_SINK_SQL,
+            {
+                "with_alert_events": with_clauses["alert_events"],
+                "alert_union": "UNION ALL\n".join(f"(\n{r.rstrip()}\n)\n" for r in rules).rstrip(),
+            },
+        )
+    return {
+        "event_type_sections": "\n\n".join(sections),
+        "aggregate_sections": "\n\n".join(aggs) or "-- (no Gold aggregates configured)",
+        "alert_sink": alert_sink,
+    }
+
+
+def state_ttl_ms(gc: GoldConfig) -> int:
+    """State TTL of the job's one non-windowed operator (the revision merge): a window's row must
+    outlive its window, allowed lateness and the watermark's delay, in wall-clock time."""
+    need = 3_600_000
+    for agg in gc.aggregates.values():
+        if agg.allowed_lateness is None:
+            continue
+        et = gc.registry.event_types[agg.event_type]
+        span = agg.window.ms("size") + registry.duration_ms(agg.allowed_lateness)
+        span += registry.duration_ms(et.watermark.max_out_of_orderness)
+        need = max(need, span + 3_600_000)
+    return need
+
+
+def describe(gc: GoldConfig) -> dict[str, Any]:
+    return {
+        "aggregates": {n: a.window.describe() for n, a in gc.aggregates.items()},
+        "rules": {n: r.kind for n, r in gc.rules.items()},
+    }

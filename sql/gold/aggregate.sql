@@ -1,0 +1,20 @@
+-- Purpose: one Gold aggregate: ${window_desc} windows over the on-time ${event_type} rows; late rows do not revise it (rendered into gold.sql once per aggregate).
+
+-- ===== gold_${name}: ${window_desc} =====
+CREATE TEMPORARY TABLE gold_${name} (
+    tenant_id     STRING,
+${key_columns}    window_start  TIMESTAMP(3),
+    window_end    TIMESTAMP(3),
+${measure_columns},
+    late_rows     BIGINT,
+    PRIMARY KEY (${primary_key}) NOT ENFORCED
+) WITH (
+${with_gold}
+);
+
+INSERT INTO gold_${name}
+SELECT ${group_by},
+${measures},
+       CAST(0 AS BIGINT) AS late_rows
+FROM TABLE(${window_tvf})
+GROUP BY ${group_by};

@@ -1,0 +1,22 @@
+-- Purpose: one sequence alert rule, compiled to MATCH_RECOGNIZE: events matching each step in order (others may come between), all within T (a query; the alert INSERT joins every rule's query with UNION ALL).
+
+-- ===== alert rule ${rule_id} (sequence of ${steps} steps within ${within}): ${description} =====
+SELECT CAST('${rule_id}' AS STRING) AS rule_id, CAST('sequence' AS STRING) AS rule_kind, tenant_id,
+       CAST('${event_type}' AS STRING) AS event_type, ${alert_key} AS alert_key, first_event_at, last_event_at,
+       ARRAY[ROW(CAST('events' AS STRING), CAST(matched AS DOUBLE))] AS `measures`,
+       CURRENT_TIMESTAMP AS detected_at
+FROM ontime_${event_type}
+MATCH_RECOGNIZE (
+    PARTITION BY tenant_id, ${key}
+    ORDER BY event_at
+    MEASURES
+        FIRST(${first_var}.event_at) AS first_event_at,
+        LAST(${last_var}.event_at) AS last_event_at,
+        COUNT(event_id) AS matched
+    ONE ROW PER MATCH
+    AFTER MATCH SKIP PAST LAST ROW
+    -- Reluctant gaps (X*?): a step completes at the first event that satisfies it.
+    PATTERN (${pattern}) WITHIN ${within_interval}
+    DEFINE
+        ${defines}
+)
