@@ -1,4 +1,5 @@
-"""Entry point that `flink run -py` executes on the client: render a job's SQL and submit it.
+"""Entry point that `flink run -py` executes on the client: render a job's SQL and submit it
+(or, for device_anomaly, build the Python DataStream job and submit that).
 
 Run by `python -m jobs submit JOB`; not meant to be imported.
 """
@@ -19,7 +20,7 @@ def main(argv: list[str]) -> int:
     import argparse
     from pathlib import Path
 
-    from jobs import catalog, flinkenv, settings
+    from jobs import catalog, flinkenv, paths, settings
 
     ap = argparse.ArgumentParser(prog="flink_entry")
     ap.add_argument("job")
@@ -29,6 +30,18 @@ def main(argv: list[str]) -> int:
     args = ap.parse_args(argv)
     conf_dir = args.conf
     platform = settings.load_platform(conf_dir / "platform.yaml" if conf_dir else None)
+    if args.job == "device_anomaly":  # the Python DataStream job: not a SQL file
+        from jobs import device_anomaly
+
+        client = device_anomaly.run(
+            platform,
+            conf_dir or paths.CONF_DIR,
+            local=False,
+            bounded=args.bounded,
+            parallelism=args.parallelism,
+        )
+        print(f"streamlake: submitted {args.job} as Flink job {client.get_job_id()}")
+        return 0
     job = catalog.get(args.job, conf_dir)
     t_env = flinkenv.table_env(platform, name=job.name, local=False, parallelism=args.parallelism)
     result = job.run(t_env, platform, bounded=args.bounded)

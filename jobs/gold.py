@@ -423,7 +423,7 @@ def event_type_params(
     }
 
 
-def _measure_type(et: EventType, m: Measure) -> str:
+def measure_type(et: EventType, m: Measure) -> str:
     if m.fn in ("count", "count_distinct"):
         return "BIGINT"
     if m.fn in ("avg", "percentile"):
@@ -486,7 +486,7 @@ def aggregate_params(gc: GoldConfig, agg: GoldAggregate, with_gold: str) -> dict
     keys = [_ident(k) for k in agg.group_by]
     fields = et.silver_fields()
     key_cols = [(k, fields[k].sql_type()) for k in agg.group_by]
-    measure_cols = [(n, _measure_type(et, m)) for n, m in agg.measures.items()]
+    measure_cols = [(n, measure_type(et, m)) for n, m in agg.measures.items()]
     group = ", ".join(["tenant_id", *keys, "window_start", "window_end"])
     params = {
         "name": agg.name,
@@ -507,7 +507,7 @@ def aggregate_params(gc: GoldConfig, agg: GoldAggregate, with_gold: str) -> dict
     # Revisable: window partials and late rows' contributions share one shape, merged per window.
     partial, late, final = [], [], []
     for n, m in agg.measures.items():
-        t = _measure_type(et, m)
+        t = measure_type(et, m)
         f = f"l.{_ident(m.field)}" if m.field else None
         if m.fn == "count":
             partial.append(f"CAST(COUNT({_ident(m.field) if m.field else '*'}) AS BIGINT)")

@@ -12,7 +12,7 @@ import pyarrow as pa
 from pydantic import Field
 
 from connectors.delta_loader import DeltaSink, lake_uri, read_delta
-from jobs import config, paths, registry
+from jobs import config, gold, paths, registry
 from jobs.registry import Duration, FieldSpec, Registry
 
 _SECRET_KEY = ("key", "secret", "token", "password", "sas", "connection_string")
@@ -127,6 +127,48 @@ AUDIT_SCHEMA = pa.schema(
 )
 
 
+_SQL_ARROW = {
+    "STRING": pa.string(),
+    "INT": pa.int32(),
+    "BIGINT": pa.int64(),
+    "DOUBLE": pa.float64(),
+    "BOOLEAN": pa.bool_(),
+    "TIMESTAMP_LTZ(3)": TS,
+}
+
+
+def late_schema(et: registry.EventType) -> pa.Schema:
+    return silver_schema(et).append(pa.field("watermark_at", TS)).append(
+        pa.field("late_by_ms", pa.int64())
+    )
+
+
+def gold_schema(gc: gold.GoldConfig, agg: gold.GoldAggregate) -> pa.Schema:
+    et = gc.registry.event_types[agg.event_type]
+    fields = et.silver_fields()
+    cols = [("tenant_id", pa.string())]
+    cols += [(k, arrow_type(fields[k])) for k in agg.group_by]
+    cols += [("window_start", pa.timestamp("ms")), ("window_end", pa.timestamp("ms"))]
+    cols += [(n, _SQL_ARROW[gold.measure_type(et, m)]) for n, m in agg.measures.items()]
+    cols.append(("late_rows", pa.int64()))
+    return pa.schema(cols)
+
+
+ALERT_SCHEMA = pa.schema(
+    [
+        ("rule_id", pa.string()),
+        ("rule_kind", pa.string()),
+        ("tenant_id", pa.string()),
+        ("event_type", pa.string()),
+        ("alert_key", pa.string()),
+        ("first_event_at", TS),
+        ("last_event_at", TS),
+        ("measures", pa.list_(pa.struct([("name", pa.string()), ("value", pa.float64())]))),
+        ("detected_at", TS),
+    ]
+)
+
+
 def sinks(
     reg: Registry, lake: LakeSettings, storage_options: dict[str, str] | None = None
 ) -> list[DeltaSink]:
@@ -138,6 +180,8 @@ def sinks(
         schema: pa.Schema | None,
         partition_by: tuple[str, ...],
         tenant_of_topic: dict[str, str] | None = None,
+        merge_keys: tuple[str, ...] = (),
+        audit_kind: str = "output",
     ) -> DeltaSink:
         return DeltaSink(
             table,
@@ -147,6 +191,8 @@ def sinks(
             partition_by,
             tenant_of_topic=tenant_of_topic or {},
             storage_options=storage_options or None,
+            merge_keys=merge_keys,
+            audit_kind=audit_kind,
         )
 
     out = [
@@ -157,7 +203,13 @@ def sinks(
             ("tenant_id", "ingest_date"),
             tenant_of_topic=reg.topic_owner(),
         ),
-        sink("dlq_events", (reg.silver.dlq_topic,), DLQ_SCHEMA, ("tenant_id", "ingest_date")),
+        sink(
+            "dlq_events",
+            (reg.silver.dlq_topic,),
+            DLQ_SCHEMA,
+            ("tenant_id", "ingest_date"),
+            audit_kind="dlq",
+        ),
         sink("audit_silver_counts", (reg.silver.audit_topic,), AUDIT_SCHEMA, ("tenant_id",)),
     ]
     for name, et in sorted(reg.event_types.items()):
@@ -166,6 +218,37 @@ def sinks(
                 f"silver_{name}",
                 (et.topic,),
                 silver_schema(et),
+                ("tenant_id", "event_type", "ingest_date"),
+            )
+        )
+    gc = gold.load_gold(reg.conf_dir, reg)
+    for name in gc.event_types():
+        out.append(
+            sink(
+                f"late_{name}",
+                (gc.runner.late_topic(name),),
+                late_schema(reg.event_types[name]),
+                ("tenant_id", "event_type", "ingest_date"),
+                audit_kind="late",
+            )
+        )
+    for agg in gc.aggregates.values():
+        # Gold by tenant and window date; a late row's revision replaces the window's row.
+        out.append(
+            sink(
+                agg.table,
+                (agg.kafka_topic,),
+                gold_schema(gc, agg),
+                ("tenant_id", "window_date"),
+                merge_keys=(*agg.group_by, "window_start", "window_end"),
+            )
+        )
+    if gc.rules:
+        out.append(
+            sink(
+                "alert_events",
+                (gc.runner.alert_topic,),
+                ALERT_SCHEMA,
                 ("tenant_id", "event_type", "ingest_date"),
             )
         )
