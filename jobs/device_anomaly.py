@@ -117,7 +117,9 @@ def load(conf_dir: Path) -> Spec:
     et = reg.event_types.get(cfg.event_type)
     if et is None:
         known = ", ".join(sorted(reg.event_types)) or "none"
-        raise config.ConfigError(path, "event_type", f"a known event type ({known}), got {cfg.event_type!r}")
+        raise config.ConfigError(
+            path, "event_type", f"a known event type ({known}), got {cfg.event_type!r}"
+        )
     fields = et.silver_fields()
     for key, want in (("key_field", _KEYLIKE), ("value_field", _NUMERIC)):
         name = getattr(cfg, key)
@@ -206,7 +208,8 @@ def _types() -> Any:
 
 # ---- operators -----------------------------------------------------------------------------------
 
-class ParseReadings(FlatMapFunction):  # type: ignore[misc,valid-type]
+
+class ParseReadings(FlatMapFunction):  # type: ignore[misc]
     """Silver JSON -> ((tenant_id, device), (event_id, event_at_ms, value)), event_at_ms.
 
     Silver rows are validated upstream; a row that still lacks the key, the event time or a numeric
@@ -255,7 +258,7 @@ class DetectorSpec:
     state_ttl_ms: int
 
 
-class Detect(KeyedProcessFunction):  # type: ignore[misc,valid-type]
+class Detect(KeyedProcessFunction):  # type: ignore[misc]
     """Per (tenant_id, device): rolling statistics, z-score alerts and silence alerts.
 
     State (every descriptor with the TTL):
@@ -266,9 +269,9 @@ class Detect(KeyedProcessFunction):  # type: ignore[misc,valid-type]
     A reading is buffered and an event-time timer is set at its time; when the watermark passes
     it, the timer applies the readings of that millisecond in event-id order. So readings are
     applied in event-time order whatever order they arrived in. The silence timer is set at
-    last_event_at + silence.after; a reading at or before that time re-arms it, otherwise it fires
-    once. Timers are never deleted (a deleted timer could be a pending reading's timer too); a
-    timer that is no longer the armed one does nothing.
+    last_event_at + silence.after; a reading at or before that time re-arms it, otherwise the
+    device is silent, once. Timers are never deleted (a deleted timer could be a pending reading's
+    timer too); a timer that is no longer the armed one does nothing.
     """
 
     def __init__(self, spec: DetectorSpec) -> None:
@@ -324,41 +327,40 @@ class Detect(KeyedProcessFunction):  # type: ignore[misc,valid-type]
         spec = self.spec
         tenant, device = ctx.get_current_key()
         waiting = self.pending.get(timestamp)
-        if waiting:
-            self.pending.remove(timestamp)
-            state = self.stats.value()
-            n, mean, m2 = (state[0], state[1], state[2]) if state is not None else (0, 0.0, 0.0)
-            for _event_id, x in sorted((r[0], r[1]) for r in waiting):
-                if n >= spec.min_samples:
-                    std = math.sqrt(m2 / (n - 1))
-                    if std > 0:
-                        z = (x - mean) / std
-                        if abs(z) > spec.k:
-                            measures = {"value": x, "mean": mean, "std": std, "z": z, "count": n}
-                            yield self._alert(
-                                tenant, device, spec.zscore_rule_id, "zscore", timestamp, measures
-                            )
-                n += 1
-                delta = x - mean
-                mean += delta / n
-                m2 += delta * (x - mean)
-            self.stats.update((n, mean, m2, timestamp))
-            deadline = timestamp + spec.silence_ms
-            self.silence.update(deadline)
-            ctx.timer_service().register_event_time_timer(deadline)
-            return
-        if self.silence.value() == timestamp:
+        armed = self.silence.value()
+        state = self.stats.value()
+        if armed is not None and ((armed == timestamp and not waiting) or armed < timestamp):
+            # Silent until `armed`: no reading at or before it. PyFlink registers a timer set in
+            # on_timer only after the watermark step in progress has fired its other timers, so
+            # a reading after the gap can come first; either order gives this one alert.
             self.silence.clear()
-            state = self.stats.value()
             if state is not None:
+                silence = {"silence_ms": float(spec.silence_ms)}
                 yield self._alert(
-                    tenant,
-                    device,
-                    spec.silence_rule_id,
-                    "silence",
-                    state[3],
-                    {"silence_ms": float(spec.silence_ms)},
+                    tenant, device, spec.silence_rule_id, "silence", state[3], silence
                 )
+        if not waiting:
+            return
+        self.pending.remove(timestamp)
+        n, mean, m2 = (state[0], state[1], state[2]) if state is not None else (0, 0.0, 0.0)
+        for _event_id, x in sorted((r[0], r[1]) for r in waiting):
+            if n >= spec.min_samples:
+                std = math.sqrt(m2 / (n - 1))
+                if std > 0:
+                    z = (x - mean) / std
+                    if abs(z) > spec.k:
+                        measures = {"value": x, "mean": mean, "std": std, "z": z, "count": n}
+                        yield self._alert(
+                            tenant, device, spec.zscore_rule_id, "zscore", timestamp, measures
+                        )
+            n += 1
+            delta = x - mean
+            mean += delta / n
+            m2 += delta * (x - mean)
+        self.stats.update((n, mean, m2, timestamp))
+        deadline = timestamp + spec.silence_ms
+        self.silence.update(deadline)
+        ctx.timer_service().register_event_time_timer(deadline)
 
     def _alert(
         self,
@@ -440,7 +442,14 @@ def build(
     ident = f"{platform.pipeline_id}.{JOB_NAME}"
     watermarks = WatermarkStrategy.for_bounded_out_of_orderness(
         Duration.of_millis(spec.watermark_ms)
-    ).with_idleness(Duration.of_millis(spec.idle_timeout_ms))
+    )
+    if not bounded:
+        # A partition with nothing new stops holding the watermark back after idle_timeout. A
+        # bounded run does not need this (a partition at its end finishes, and a finished input
+        # no longer counts) and must not have it: a partition whose first records take longer
+        # than the timeout (Python workers start in seconds) would be skipped, and its readings
+        # would then arrive behind the watermark of the others.
+        watermarks = watermarks.with_idleness(Duration.of_millis(spec.idle_timeout_ms))
 
     per_partition = []
     for p in silver_partitions(bootstrap, spec.silver_topic):

@@ -298,6 +298,14 @@ def load_gold(conf_dir: Path, reg: Registry | None = None) -> GoldConfig:
         _check_event_type(reg, agg.event_type, f)
         for i, k in enumerate(agg.group_by):
             _field(reg, agg.event_type, k, f, f"group_by[{i}]", GROUPABLE)
+            et = reg.event_types[agg.event_type]
+            if not all(k in v.fields and v.fields[k].required for v in et.versions.values()):
+                raise config.ConfigError(
+                    f,
+                    f"group_by[{i}]",
+                    f"a field required in every version of {agg.event_type} (a Gold row's key "
+                    f"is its primary key and cannot be null); {k} is optional somewhere",
+                )
         if len(set(agg.group_by)) != len(agg.group_by):
             raise config.ConfigError(f, "group_by", "distinct field names")
         for n, m in agg.measures.items():

@@ -93,7 +93,10 @@ def arrival_order(rs: list[Reading], bound_ms: int, seed: int) -> list[tuple[Rea
     """Each reading on a random partition, arriving up to bound - 1 ms late relative to the others
     in its partition: out of order, but never behind its partition's watermark."""
     rng = random.Random(seed)
-    placed = [(r.at_ms + rng.randrange(bound_ms), i, r, rng.randrange(PARTITIONS)) for i, r in enumerate(rs)]
+    placed = [
+        (r.at_ms + rng.randrange(bound_ms), i, r, rng.randrange(PARTITIONS))
+        for i, r in enumerate(rs)
+    ]
     return [(r, p) for _t, _i, r, p in sorted(placed, key=lambda x: (x[0], x[1]))]
 
 
@@ -199,7 +202,9 @@ def test_alerts_match_oracle_whatever_the_order_and_parallelism(
                 if done.done():
                     done.result()  # raises the job's failure
                     raise AssertionError("the job finished before the late reading was written")
-                rows = kafka.read_committed_json(bootstrap, alerts_topic, f"probe-{uid}-{time.monotonic()}")
+                rows = kafka.read_committed_json(
+                    bootstrap, alerts_topic, f"probe-{uid}-{time.monotonic()}"
+                )
                 return any(
                     a["tenant_id"] == "acme"
                     and a["alert_key"] == "dev-1"
@@ -223,9 +228,12 @@ def test_alerts_match_oracle_whatever_the_order_and_parallelism(
         for key, value in got_records:
             a = json.loads(value or b"null")
             # The Kafka key is the JSON object the SQL alerts' key format writes.
-            assert key == json.dumps(
-                {f: a[f] for f in device_anomaly.KEY_FIELDS}, separators=(",", ":")
-            ).encode()
+            assert (
+                key
+                == json.dumps(
+                    {f: a[f] for f in device_anomaly.KEY_FIELDS}, separators=(",", ":")
+                ).encode()
+            )
             assert set(a) == set(device_anomaly.ALERT_FIELDS)
             detected = datetime.fromisoformat(a["detected_at"])
             assert started <= detected <= finished
@@ -261,7 +269,9 @@ def test_alert_timestamps_are_written_as_flinks_json_format_writes_them(
     )
     values = [0, BASE, BASE + 1, BASE + 10, BASE + 100, BASE + 120, BASE + 123, BASE + 999, -1]
     t_env = flinkenv.table_env(platform, name=f"format-{uid}", local=True)
-    t_env.execute_sql(f"CREATE TEMPORARY TABLE t (ms BIGINT, at TIMESTAMP_LTZ(3)) WITH ({table.with_clause()})")
+    t_env.execute_sql(
+        f"CREATE TEMPORARY TABLE t (ms BIGINT, at TIMESTAMP_LTZ(3)) WITH ({table.with_clause()})"
+    )
     rows = ", ".join(f"({v}, TO_TIMESTAMP_LTZ({v}, 3))" for v in values)
     t_env.execute_sql(f"INSERT INTO t VALUES {rows}").wait()
     written = kafka.read_committed_json(bootstrap, topic, f"reader-{uid}")

@@ -47,7 +47,7 @@ AGGREGATES: dict[str, dict[str, Any]] = {
     },
     "t_cumulate": {
         "window": {"kind": "cumulate", "size": "20s", "step": "5s"},
-        "group_by": ["status"],
+        "group_by": [],
         "measures": {"readings": {"fn": "count"}, "max_t": {"fn": "max", "field": "temperature_c"}},
         "allowed_lateness": "8s",
     },
