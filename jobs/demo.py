@@ -226,6 +226,7 @@ def run_silver(platform: PlatformSettings) -> bool:
     if sample:
         print(f"sample silver_orders row: {json.dumps(sample)}")
     print(f"{'OK' if ok else 'FAILED'}: silver + dlq + duplicates = read, per tenant")
+    gold_want = run_gold(platform)
 
     # The loader lands every topic in Delta, exactly once; wait until the tables hold them all.
     print(f"\n== Delta Lake ({lake_settings.root()})")
@@ -233,6 +234,7 @@ def run_silver(platform: PlatformSettings) -> bool:
     want = {"bronze_events": total, "dlq_events": len(dlq), "audit_silver_counts": len(audit)}
     for topic, rows in silver_rows.items():
         want[topic] = len(rows)
+    want.update(gold_want)
     deadline = time.monotonic() + 120
     counts: dict[str, int] = {}
     while time.monotonic() < deadline:
@@ -271,8 +273,39 @@ def run_silver(platform: PlatformSettings) -> bool:
                 f"a row of {name}: "
                 + json.dumps({k: v for k, v in row[0].items() if k != "raw_value"}, default=str)
             )
+    for prefix, n in (("gold_", 2), ("late_", 2), ("alert_", 4)):
+        for sink in [s for s in sinks if s.table.startswith(prefix)][:2]:
+            rows = lake.read_table(sink).slice(0, n).to_pylist()
+            for row in rows:
+                shown = {k: v for k, v in row.items() if not k.startswith("kafka_")}
+                for k in ("source_topic", "source_partition", "source_offset", "location", "tags"):
+                    shown.pop(k, None)
+                print(f"{sink.table}: " + json.dumps(shown, default=str))
     print(f"{'OK' if ok else 'FAILED'}: every Delta table holds exactly the rows of its topic")
     return ok
+
+
+def run_gold(platform: PlatformSettings) -> dict[str, int]:
+    """Silver -> Gold windows, late rows and alerts on the cluster; rows each table must get."""
+    job = catalog.get("gold")
+    bootstrap = platform.kafka.bootstrap
+    kafka.delete_topics(bootstrap, job.sink_topics())
+    kafka.create_topics(bootstrap, job.sink_topics(), platform.kafka.default_partitions)
+    job_id = submit.submit("gold", platform, bounded=True)
+    print(f"\n== Gold: submitted gold as Flink job {job_id}")
+    submit.wait_job(platform, job_id, {"FINISHED"}, timeout_s=300)
+    group = f"demo-reader-{uuid.uuid4().hex[:8]}"
+    want: dict[str, int] = {}
+    for table, spec in job.tables.items():
+        if spec.role != "sink":
+            continue
+        records = list(kafka.read_committed(bootstrap, spec.topics[0], group))
+        # A Gold topic is an upsert stream: its table holds one row per key (the last).
+        n = len({k for k, _v in records}) if spec.upsert else len(records)
+        kind = "upserts" if spec.upsert else "rows"
+        print(f"{table:34} {len(records):5d} {kind}" + (f" -> {n} windows" if spec.upsert else ""))
+        want[table] = n
+    return want
 
 
 def run(platform: PlatformSettings) -> int:

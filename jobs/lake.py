@@ -240,7 +240,7 @@ def sinks(
                 (agg.kafka_topic,),
                 gold_schema(gc, agg),
                 ("tenant_id", "window_date"),
-                merge_keys=(*agg.group_by, "window_start", "window_end"),
+                merge_keys=("tenant_id", *agg.group_by, "window_start", "window_end"),
             )
         )
     if gc.rules:

@@ -270,15 +270,15 @@ def test_alert_timestamps_are_written_as_flinks_json_format_writes_them(
     values = [0, BASE, BASE + 1, BASE + 10, BASE + 100, BASE + 120, BASE + 123, BASE + 999, -1]
     t_env = flinkenv.table_env(platform, name=f"format-{uid}", local=True)
     t_env.execute_sql(
-        f"CREATE TEMPORARY TABLE t (ms BIGINT, at TIMESTAMP_LTZ(3)) WITH ({table.with_clause()})"
+        f"CREATE TEMPORARY TABLE t (ms BIGINT, event_at TIMESTAMP_LTZ(3)) WITH ({table.with_clause()})"
     )
     rows = ", ".join(f"({v}, TO_TIMESTAMP_LTZ({v}, 3))" for v in values)
     t_env.execute_sql(f"INSERT INTO t VALUES {rows}").wait()
     written = kafka.read_committed_json(bootstrap, topic, f"reader-{uid}")
     assert len(written) == len(values)
     for row in written:
-        assert device_anomaly.format_ltz(row["ms"]) == row["at"]
-        assert device_anomaly.parse_event_at(row["at"]) == row["ms"]
+        assert device_anomaly.format_ltz(row["ms"]) == row["event_at"]
+        assert device_anomaly.parse_event_at(row["event_at"]) == row["ms"]
 
 
 def test_a_config_error_names_the_file_and_the_key(silver_conf: SilverConf) -> None:
