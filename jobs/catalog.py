@@ -218,6 +218,9 @@ def gold(conf_dir: Path) -> SqlJob:
         table_config={
             "table.exec.source.idle-timeout": f"{registry.duration_ms(gc.runner.idle_timeout)} ms",
             "table.exec.state.ttl": f"{gold_conf.state_ttl_ms(gc)} ms",
+            # Every operator gets a uid from the plan, so a savepoint of this SQL restores into
+            # the same SQL at another parallelism.
+            "table.exec.uid.generation": "ALWAYS",
         },
         source_options={"scan.watermark.emit.strategy": gc.runner.watermark_emit},
     )

@@ -75,8 +75,18 @@ def cmd_submit(args: argparse.Namespace) -> int:
         bounded=args.bounded,
         parallelism=args.parallelism,
         conf_dir=args.conf,
+        savepoint=getattr(args, "from_savepoint", None),
     )
     print(f"submitted {args.job}: Flink job {job_id}")
+    return 0
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    """Stop a running job with a savepoint; resume it with `submit JOB --from-savepoint PATH`."""
+    from jobs import submit
+
+    path = submit.stop_with_savepoint(_platform(args), args.job_id, args.savepoint_dir)
+    print(f"stopped {args.job_id}; savepoint: {path}")
     return 0
 
 
@@ -203,7 +213,16 @@ def main(argv: list[str] | None = None) -> int:
             "--bounded", action="store_true", help="read to the current end, then finish"
         )
         p.add_argument("--parallelism", type=int)
+        if name == "submit":
+            p.add_argument("--from-savepoint", help="start from this savepoint")
         p.set_defaults(func=func)
+
+    p = sub.add_parser("stop", help="stop a running Flink job with a savepoint")
+    p.add_argument("job_id")
+    p.add_argument(
+        "--savepoint-dir", type=Path, default=paths.STACK / "savepoints", help="where to write it"
+    )
+    p.set_defaults(func=cmd_stop)
 
     p = sub.add_parser("sql", help="Flink SQL client with the topics declared")
     p.add_argument("--file", type=Path, help="run this file non-interactively")

@@ -442,6 +442,23 @@ def rest_get(s: PlatformSettings, path: str, timeout_s: float = 5.0) -> Any:
         return json.loads(r.read())
 
 
+def rest_post(s: PlatformSettings, path: str, body: dict[str, Any], timeout_s: float = 10.0) -> Any:
+    req = urllib.request.Request(  # noqa: S310 (loopback URL)
+        f"{s.flink.rest_url}{path}",
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(req, timeout=timeout_s) as r:  # noqa: S310 (loopback URL)
+        return json.loads(r.read())
+
+
+def rest_patch(s: PlatformSettings, path: str, timeout_s: float = 10.0) -> None:
+    req = urllib.request.Request(f"{s.flink.rest_url}{path}", method="PATCH")  # noqa: S310
+    with urllib.request.urlopen(req, timeout=timeout_s):  # noqa: S310 (loopback URL)
+        pass
+
+
 def flink_healthy(s: PlatformSettings) -> bool:
     try:
         ov = rest_get(s, "/overview", 2.0)

@@ -22,8 +22,12 @@ def submit(
     bounded: bool = False,
     parallelism: int | None = None,
     conf_dir: Path | None = None,
+    savepoint: str | None = None,
 ) -> str:
-    """Submit a job detached with `flink run -py`; return the Flink job id."""
+    """Submit a job detached with `flink run -py`; return the Flink job id.
+
+    With `savepoint`, the job starts from that savepoint (its parallelism may differ).
+    """
     job = catalog.get(job_name, conf_dir)  # fail fast, before starting a JVM, on bad config
     if not stack.flink_healthy(platform):
         raise stack.StackError(
@@ -34,6 +38,7 @@ def submit(
         stack.flink_bin("flink"),
         "run",
         "--detached",
+        *(["--fromSavepoint", savepoint] if savepoint else []),
         "-py",
         str(paths.REPO / "jobs" / "flink_entry.py"),
         "-pyexec",
@@ -61,6 +66,36 @@ def submit(
     return m.group(1)
 
 
+def stop_with_savepoint(
+    platform: PlatformSettings, job_id: str, target_dir: Path, timeout_s: float = 120
+) -> str:
+    """Stop a job with a savepoint (its Kafka transactions commit); return the savepoint path."""
+    target_dir.mkdir(parents=True, exist_ok=True)
+    trigger = stack.rest_post(
+        platform,
+        f"/jobs/{job_id}/stop",
+        {"targetDirectory": target_dir.resolve().as_uri(), "drain": False},
+    )["request-id"]
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        st = stack.rest_get(platform, f"/jobs/{job_id}/savepoints/{trigger}")
+        if st["status"]["id"] == "COMPLETED":
+            op = st.get("operation", {})
+            if "failure-cause" in op:
+                raise stack.StackError(
+                    f"savepoint of {job_id} failed: {str(op['failure-cause'])[:2000]}"
+                )
+            wait_job(platform, job_id, {"FINISHED"}, timeout_s=timeout_s)
+            return str(op["location"])
+        time.sleep(0.5)
+    raise TimeoutError(f"savepoint of {job_id} not done after {timeout_s:.0f}s")
+
+
+def cancel_job(platform: PlatformSettings, job_id: str, timeout_s: float = 60) -> None:
+    stack.rest_patch(platform, f"/jobs/{job_id}?mode=cancel")
+    wait_job(platform, job_id, {"CANCELED"}, timeout_s=timeout_s)
+
+
 def wait_job(platform: PlatformSettings, job_id: str, until: set[str], timeout_s: float) -> str:
     """Poll the REST API until the job reaches one of `until` (or a terminal failure)."""
     deadline = time.monotonic() + timeout_s
@@ -69,7 +104,7 @@ def wait_job(platform: PlatformSettings, job_id: str, until: set[str], timeout_s
         state = str(stack.rest_get(platform, f"/jobs/{job_id}")["state"])
         if state in until:
             return state
-        if state in ("FAILED", "CANCELED"):
+        if state in {"FAILED", "CANCELED"} - until:
             exc = stack.rest_get(platform, f"/jobs/{job_id}/exceptions")
             root = (exc.get("exceptionHistory", {}).get("entries") or [{}])[0]
             raise stack.StackError(
