@@ -294,12 +294,14 @@ def load_gold(conf_dir: Path, reg: Registry | None = None) -> GoldConfig:
     for f in sorted((conf_dir / "gold").glob("*.yaml")):
         agg = config.load(GoldAggregate, f)
         if agg.name != f.stem:
-            raise config.ConfigError(f, "name", f"the file name's stem {f.stem!r}, got {agg.name!r}")
+            raise config.ConfigError(
+                f, "name", f"the file name's stem {f.stem!r}, got {agg.name!r}"
+            )
         _check_event_type(reg, agg.event_type, f)
         for i, k in enumerate(agg.group_by):
             _field(reg, agg.event_type, k, f, f"group_by[{i}]", GROUPABLE)
-            et = reg.event_types[agg.event_type]
-            if not all(k in v.fields and v.fields[k].required for v in et.versions.values()):
+            etype = reg.event_types[agg.event_type]
+            if not all(k in v.fields and v.fields[k].required for v in etype.versions.values()):
                 raise config.ConfigError(
                     f,
                     f"group_by[{i}]",
@@ -330,13 +332,20 @@ def load_gold(conf_dir: Path, reg: Registry | None = None) -> GoldConfig:
                         f"when allowed_lateness is set; {m.fn} needs every row of the window",
                     )
             w = agg.window
-            span = w.ms("size") // w.ms("slide" if w.kind == "hop" else "step") if w.kind in (
-                "hop",
-                "cumulate",
-            ) else 1
+            span = (
+                w.ms("size") // w.ms("slide" if w.kind == "hop" else "step")
+                if w.kind
+                in (
+                    "hop",
+                    "cumulate",
+                )
+                else 1
+            )
             if span > MAX_REVISED_WINDOWS:
                 raise config.ConfigError(
-                    f, "window", f"at most {MAX_REVISED_WINDOWS} windows per row with allowed_lateness"
+                    f,
+                    "window",
+                    f"at most {MAX_REVISED_WINDOWS} windows per row with allowed_lateness",
                 )
         aggregates[agg.name] = agg
     rules: dict[str, AlertRule] = {}
@@ -519,7 +528,11 @@ def aggregate_params(gc: GoldConfig, agg: GoldAggregate, with_gold: str) -> dict
         f = f"l.{_ident(m.field)}" if m.field else None
         if m.fn == "count":
             partial.append(f"CAST(COUNT({_ident(m.field) if m.field else '*'}) AS BIGINT)")
-            late.append(f"CAST(CASE WHEN {f} IS NULL THEN 0 ELSE 1 END AS BIGINT)" if f else "CAST(1 AS BIGINT)")
+            late.append(
+                f"CAST(CASE WHEN {f} IS NULL THEN 0 ELSE 1 END AS BIGINT)"
+                if f
+                else "CAST(1 AS BIGINT)"
+            )
             final.append(f"SUM(p_{n}) AS {_ident(n)}")
         elif m.fn in ("sum", "min", "max"):
             partial.append(f"CAST({m.fn.upper()}({_ident(m.field or '')}) AS {t})")
@@ -540,7 +553,9 @@ def aggregate_params(gc: GoldConfig, agg: GoldAggregate, with_gold: str) -> dict
     params.update(
         {
             "allowed_lateness": agg.allowed_lateness,
-            "partials": ",\n".join(f"       {e} AS {p}" for e, p in zip(partial, pnames, strict=True)),
+            "partials": ",\n".join(
+                f"       {e} AS {p}" for e, p in zip(partial, pnames, strict=True)
+            ),
             "late_partials": ",\n".join(f"       {e}" for e in late),
             "key_select": "".join(f"l.{k}, " for k in keys),
             "candidate_windows": _candidate_windows(agg),

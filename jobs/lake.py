@@ -138,8 +138,10 @@ _SQL_ARROW = {
 
 
 def late_schema(et: registry.EventType) -> pa.Schema:
-    return silver_schema(et).append(pa.field("watermark_at", TS)).append(
-        pa.field("late_by_ms", pa.int64())
+    return (
+        silver_schema(et)
+        .append(pa.field("watermark_at", TS))
+        .append(pa.field("late_by_ms", pa.int64()))
     )
 
 

@@ -10,6 +10,7 @@ behind it is late.
 
 from __future__ import annotations
 
+import itertools
 import operator
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
@@ -55,7 +56,11 @@ def windows_of(kind: str, t: int, w: dict[str, int]) -> list[tuple[int, int]]:
         return out
     if kind == "cumulate":
         s = t - t % w["size"]
-        return [(s, s + k * w["step"]) for k in range(1, w["size"] // w["step"] + 1) if s + k * w["step"] > t]
+        return [
+            (s, s + k * w["step"])
+            for k in range(1, w["size"] // w["step"] + 1)
+            if s + k * w["step"] > t
+        ]
     raise ValueError(kind)
 
 
@@ -153,7 +158,9 @@ def _by_key(rows: Iterable[Row], key: str) -> dict[tuple[str, Any], list[Row]]:
     return out
 
 
-def threshold(rows: Iterable[Row], key: str, cond: tuple[str, str, Any], times: int, within_ms: int) -> list[tuple[Any, ...]]:
+def threshold(
+    rows: Iterable[Row], key: str, cond: tuple[str, str, Any], times: int, within_ms: int
+) -> list[tuple[Any, ...]]:
     """A{times} (strictly consecutive), WITHIN, AFTER MATCH SKIP PAST LAST ROW."""
     f, op, v = cond
     out = []
@@ -170,18 +177,28 @@ def threshold(rows: Iterable[Row], key: str, cond: tuple[str, str, Any], times: 
     return sorted(out)
 
 
-def spike(rows: Iterable[Row], key: str, field: str, rise: float, within_ms: int) -> list[tuple[Any, ...]]:
+def spike(
+    rows: Iterable[Row], key: str, field: str, rise: float, within_ms: int
+) -> list[tuple[Any, ...]]:
     """(A C), C.f - A.f > rise, WITHIN, AFTER MATCH SKIP TO LAST C: consecutive pairs."""
     out = []
     for (tenant, k), rs in _by_key(rows, key).items():
-        for a, c in zip(rs, rs[1:]):
-            if a[field] is not None and c[field] is not None and c[field] - a[field] > rise and c["t"] - a["t"] < within_ms:
+        for a, c in itertools.pairwise(rs):
+            if (
+                a[field] is not None
+                and c[field] is not None
+                and c[field] - a[field] > rise
+                and c["t"] - a["t"] < within_ms
+            ):
                 out.append((tenant, str(k), a["t"], c["t"]))
     return sorted(out)
 
 
-def sequence(rows: Iterable[Row], key: str, steps: list[tuple[str, str, Any]], within_ms: int) -> list[tuple[Any, ...]]:
+def sequence(
+    rows: Iterable[Row], key: str, steps: list[tuple[str, str, Any]], within_ms: int
+) -> list[tuple[Any, ...]]:
     """(S1 X*? S2 ...), WITHIN, AFTER MATCH SKIP PAST LAST ROW; the earliest start wins."""
+
     def ok(r: Row, c: tuple[str, str, Any]) -> bool:
         return r[c[0]] is not None and _OPS[c[1]](r[c[0]], c[2])
 

@@ -47,6 +47,504 @@ FROM TABLE(
 )
 GROUP BY window_start, window_end, event_key;
 
+-- ===== job gold: sql/gold/gold.sql =====
+SET 'table.exec.source.idle-timeout' = '10000 ms';
+SET 'table.exec.state.ttl' = '3965000 ms';
+SET 'table.exec.uid.generation' = 'ALWAYS';
+-- Purpose: Silver -> Gold: event-time windows per aggregate, late rows kept with how late they were, and CEP alert rules; exactly-once to Kafka.
+
+-- Each event type's Silver topic is read once; its rows split into on-time rows (which every
+-- window and rule below uses) and late rows (kept in late_<event_type>, and merged into the
+-- windows of aggregates that allow lateness).
+-- Purpose: one event type's Silver stream for event-time work: its watermark, the on-time rows, and the late rows with how late they were (rendered into gold.sql once per event type).
+
+-- ===== event type device_telemetry =====
+CREATE TEMPORARY TABLE silver_device_telemetry (
+    `tenant_id` STRING,
+    `event_type` STRING,
+    `schema_version` INT,
+    `event_id` STRING,
+    `event_at` TIMESTAMP_LTZ(3),
+    `device_id` STRING,
+    `temperature_c` DOUBLE,
+    `humidity_pct` INT,
+    `battery_ok` BOOLEAN,
+    `status` STRING,
+    `location` ROW<`lat` DOUBLE, `lon` DOUBLE>,
+    `tags` ARRAY<STRING>,
+    `technician_email` STRING,
+    `source_topic` STRING,
+    `source_partition` INT,
+    `source_offset` BIGINT,
+    `ingest_at` TIMESTAMP_LTZ(3),
+    -- Watermark 5s behind the largest event time seen in each Kafka partition, because
+    -- devices buffer readings for up to 3 s before sending, and gateways reorder within that.
+    -- Clock skew: the Silver job sent events more than 5min ahead of their ingest
+    -- time to the DLQ, so one bad clock cannot push this watermark ahead. Idle partitions: a
+    -- partition quiet for 10s stops holding the watermark back.
+    WATERMARK FOR event_at AS event_at - INTERVAL '0 00:00:05.000' DAY TO SECOND
+) WITH (
+  'connector' = 'kafka',
+  'topic' = 'silver_device_telemetry',
+  'properties.bootstrap.servers' = '127.0.0.1:9092',
+  'value.format' = 'json',
+  'value.json.timestamp-format.standard' = 'ISO-8601',
+  'properties.group.id' = 'streamlake.gold',
+  'properties.isolation.level' = 'read_committed',
+  'scan.startup.mode' = 'earliest-offset',
+  'scan.watermark.emit.strategy' = 'on-event'
+);
+
+-- The watermark each row meets. Window aggregations and MATCH_RECOGNIZE silently drop a row at
+-- or behind it, so the split is made here, once, and both halves are kept.
+CREATE TEMPORARY VIEW timed_device_telemetry AS
+SELECT *, CURRENT_WATERMARK(event_at) AS watermark_at
+FROM silver_device_telemetry;
+
+CREATE TEMPORARY VIEW ontime_device_telemetry AS
+SELECT * FROM timed_device_telemetry
+WHERE watermark_at IS NULL OR event_at > watermark_at;
+
+CREATE TEMPORARY VIEW late_rows_device_telemetry AS
+SELECT *, (EXTRACT(EPOCH FROM event_at) * 1000 + EXTRACT(MILLISECOND FROM event_at)) AS event_ms, (EXTRACT(EPOCH FROM watermark_at) * 1000 + EXTRACT(MILLISECOND FROM watermark_at)) AS watermark_ms
+FROM timed_device_telemetry
+WHERE event_at <= watermark_at;
+
+CREATE TEMPORARY TABLE late_device_telemetry (
+    `tenant_id` STRING,
+    `event_type` STRING,
+    `schema_version` INT,
+    `event_id` STRING,
+    `event_at` TIMESTAMP_LTZ(3),
+    `device_id` STRING,
+    `temperature_c` DOUBLE,
+    `humidity_pct` INT,
+    `battery_ok` BOOLEAN,
+    `status` STRING,
+    `location` ROW<`lat` DOUBLE, `lon` DOUBLE>,
+    `tags` ARRAY<STRING>,
+    `technician_email` STRING,
+    `source_topic` STRING,
+    `source_partition` INT,
+    `source_offset` BIGINT,
+    `ingest_at` TIMESTAMP_LTZ(3),
+    watermark_at  TIMESTAMP_LTZ(3),
+    late_by_ms    BIGINT
+) WITH (
+  'connector' = 'kafka',
+  'topic' = 'late_device_telemetry',
+  'properties.bootstrap.servers' = '127.0.0.1:9092',
+  'value.format' = 'json',
+  'value.json.timestamp-format.standard' = 'ISO-8601',
+  'key.format' = 'json',
+  'key.fields' = 'tenant_id;event_id',
+  'value.fields-include' = 'ALL',
+  'sink.delivery-guarantee' = 'exactly-once',
+  'sink.transactional-id-prefix' = 'streamlake.gold.late_device_telemetry',
+  'properties.transaction.timeout.ms' = '600000'
+);
+
+INSERT INTO late_device_telemetry
+SELECT `tenant_id`, `event_type`, `schema_version`, `event_id`, `event_at`, `device_id`, `temperature_c`, `humidity_pct`, `battery_ok`, `status`, `location`, `tags`, `technician_email`, `source_topic`, `source_partition`, `source_offset`, `ingest_at`, watermark_at, watermark_ms - event_ms
+FROM late_rows_device_telemetry;
+
+
+-- Purpose: one event type's Silver stream for event-time work: its watermark, the on-time rows, and the late rows with how late they were (rendered into gold.sql once per event type).
+
+-- ===== event type orders =====
+CREATE TEMPORARY TABLE silver_orders (
+    `tenant_id` STRING,
+    `event_type` STRING,
+    `schema_version` INT,
+    `event_id` STRING,
+    `event_at` TIMESTAMP_LTZ(3),
+    `customer_id` STRING,
+    `amount_cents` BIGINT,
+    `currency` STRING,
+    `channel` STRING,
+    `coupon_code` STRING,
+    `source_topic` STRING,
+    `source_partition` INT,
+    `source_offset` BIGINT,
+    `ingest_at` TIMESTAMP_LTZ(3),
+    -- Watermark 10s behind the largest event time seen in each Kafka partition, because
+    -- orders are relayed from store tills in batches flushed every 5 s, plus network retries.
+    -- Clock skew: the Silver job sent events more than 5min ahead of their ingest
+    -- time to the DLQ, so one bad clock cannot push this watermark ahead. Idle partitions: a
+    -- partition quiet for 10s stops holding the watermark back.
+    WATERMARK FOR event_at AS event_at - INTERVAL '0 00:00:10.000' DAY TO SECOND
+) WITH (
+  'connector' = 'kafka',
+  'topic' = 'silver_orders',
+  'properties.bootstrap.servers' = '127.0.0.1:9092',
+  'value.format' = 'json',
+  'value.json.timestamp-format.standard' = 'ISO-8601',
+  'properties.group.id' = 'streamlake.gold',
+  'properties.isolation.level' = 'read_committed',
+  'scan.startup.mode' = 'earliest-offset',
+  'scan.watermark.emit.strategy' = 'on-event'
+);
+
+-- The watermark each row meets. Window aggregations and MATCH_RECOGNIZE silently drop a row at
+-- or behind it, so the split is made here, once, and both halves are kept.
+CREATE TEMPORARY VIEW timed_orders AS
+SELECT *, CURRENT_WATERMARK(event_at) AS watermark_at
+FROM silver_orders;
+
+CREATE TEMPORARY VIEW ontime_orders AS
+SELECT * FROM timed_orders
+WHERE watermark_at IS NULL OR event_at > watermark_at;
+
+CREATE TEMPORARY VIEW late_rows_orders AS
+SELECT *, (EXTRACT(EPOCH FROM event_at) * 1000 + EXTRACT(MILLISECOND FROM event_at)) AS event_ms, (EXTRACT(EPOCH FROM watermark_at) * 1000 + EXTRACT(MILLISECOND FROM watermark_at)) AS watermark_ms
+FROM timed_orders
+WHERE event_at <= watermark_at;
+
+CREATE TEMPORARY TABLE late_orders (
+    `tenant_id` STRING,
+    `event_type` STRING,
+    `schema_version` INT,
+    `event_id` STRING,
+    `event_at` TIMESTAMP_LTZ(3),
+    `customer_id` STRING,
+    `amount_cents` BIGINT,
+    `currency` STRING,
+    `channel` STRING,
+    `coupon_code` STRING,
+    `source_topic` STRING,
+    `source_partition` INT,
+    `source_offset` BIGINT,
+    `ingest_at` TIMESTAMP_LTZ(3),
+    watermark_at  TIMESTAMP_LTZ(3),
+    late_by_ms    BIGINT
+) WITH (
+  'connector' = 'kafka',
+  'topic' = 'late_orders',
+  'properties.bootstrap.servers' = '127.0.0.1:9092',
+  'value.format' = 'json',
+  'value.json.timestamp-format.standard' = 'ISO-8601',
+  'key.format' = 'json',
+  'key.fields' = 'tenant_id;event_id',
+  'value.fields-include' = 'ALL',
+  'sink.delivery-guarantee' = 'exactly-once',
+  'sink.transactional-id-prefix' = 'streamlake.gold.late_orders',
+  'properties.transaction.timeout.ms' = '600000'
+);
+
+INSERT INTO late_orders
+SELECT `tenant_id`, `event_type`, `schema_version`, `event_id`, `event_at`, `customer_id`, `amount_cents`, `currency`, `channel`, `coupon_code`, `source_topic`, `source_partition`, `source_offset`, `ingest_at`, watermark_at, watermark_ms - event_ms
+FROM late_rows_orders;
+
+
+-- Purpose: one Gold aggregate whose windows late rows revise: tumbling 1min windows over the on-time device_telemetry rows, then each late row within 5min merged into its windows and the row upserted (rendered into gold.sql once per aggregate).
+
+-- ===== gold_device_temperature_1m: tumbling 1min, revised by late rows within 5min =====
+CREATE TEMPORARY TABLE gold_device_temperature_1m (
+    tenant_id     STRING,
+    `device_id` STRING,
+    window_start  TIMESTAMP(3),
+    window_end    TIMESTAMP(3),
+    `readings` BIGINT,
+    `avg_temperature_c` DOUBLE,
+    `min_temperature_c` DOUBLE,
+    `max_temperature_c` DOUBLE,
+    late_rows     BIGINT,
+    PRIMARY KEY (tenant_id, `device_id`, window_start, window_end) NOT ENFORCED
+) WITH (
+  'connector' = 'upsert-kafka',
+  'topic' = 'gold_device_temperature_1m',
+  'properties.bootstrap.servers' = '127.0.0.1:9092',
+  'value.format' = 'json',
+  'value.json.timestamp-format.standard' = 'ISO-8601',
+  'key.format' = 'json',
+  'key.json.timestamp-format.standard' = 'ISO-8601',
+  'value.fields-include' = 'ALL',
+  'sink.delivery-guarantee' = 'exactly-once',
+  'sink.transactional-id-prefix' = 'streamlake.gold.gold_device_temperature_1m',
+  'properties.transaction.timeout.ms' = '600000'
+);
+
+-- Each window's parts when it fires (the watermark passes its end).
+CREATE TEMPORARY VIEW gold_parts_device_temperature_1m AS
+SELECT tenant_id, `device_id`, window_start, window_end,
+       CAST(COUNT(*) AS BIGINT) AS p_readings,
+       SUM(CAST(`temperature_c` AS DOUBLE)) AS p_avg_temperature_c,
+       CAST(COUNT(`temperature_c`) AS BIGINT) AS p_avg_temperature_c_n,
+       CAST(MIN(`temperature_c`) AS DOUBLE) AS p_min_temperature_c,
+       CAST(MAX(`temperature_c`) AS DOUBLE) AS p_max_temperature_c,
+       CAST(0 AS BIGINT) AS late_rows
+FROM TABLE(TUMBLE(TABLE ontime_device_telemetry, DESCRIPTOR(event_at), INTERVAL '0 00:01:00.000' DAY TO SECOND))
+GROUP BY tenant_id, `device_id`, window_start, window_end;
+
+-- A late row's part for every window that holds it and closed less than 5min ago
+-- (its end is after the row's watermark minus the allowed lateness).
+CREATE TEMPORARY VIEW gold_late_parts_device_temperature_1m AS
+SELECT l.tenant_id, l.`device_id`, 
+       CAST(TO_TIMESTAMP_LTZ(w.start_ms, 3) AS TIMESTAMP(3)),
+       CAST(TO_TIMESTAMP_LTZ(w.end_ms, 3) AS TIMESTAMP(3)),
+       CAST(1 AS BIGINT),
+       CAST(l.`temperature_c` AS DOUBLE),
+       CAST(CASE WHEN l.`temperature_c` IS NULL THEN 0 ELSE 1 END AS BIGINT),
+       CAST(l.`temperature_c` AS DOUBLE),
+       CAST(l.`temperature_c` AS DOUBLE),
+       CAST(1 AS BIGINT)
+FROM late_rows_device_telemetry AS l
+CROSS JOIN UNNEST(ARRAY[ROW(l.event_ms - MOD(l.event_ms, 60000), l.event_ms - MOD(l.event_ms, 60000) + 60000)]) AS w(start_ms, end_ms)
+WHERE w.start_ms <= l.event_ms AND l.event_ms < w.end_ms
+  AND w.end_ms > l.watermark_ms - 300000;
+
+-- Parts merge per window: the Gold row is the window's first result, then each revision,
+-- upserted on the primary key.
+INSERT INTO gold_device_temperature_1m
+SELECT tenant_id, `device_id`, window_start, window_end,
+       SUM(p_readings) AS `readings`,
+       CASE WHEN SUM(p_avg_temperature_c_n) > 0 THEN SUM(p_avg_temperature_c) / SUM(p_avg_temperature_c_n) END AS `avg_temperature_c`,
+       MIN(p_min_temperature_c) AS `min_temperature_c`,
+       MAX(p_max_temperature_c) AS `max_temperature_c`,
+       SUM(late_rows)
+FROM (
+    SELECT * FROM gold_parts_device_temperature_1m
+    UNION ALL
+    SELECT * FROM gold_late_parts_device_temperature_1m
+)
+GROUP BY tenant_id, `device_id`, window_start, window_end;
+
+
+-- Purpose: one Gold aggregate: hopping 5min every 1min windows over the on-time device_telemetry rows; late rows do not revise it (rendered into gold.sql once per aggregate).
+
+-- ===== gold_device_temperature_5m_hop: hopping 5min every 1min =====
+CREATE TEMPORARY TABLE gold_device_temperature_5m_hop (
+    tenant_id     STRING,
+    window_start  TIMESTAMP(3),
+    window_end    TIMESTAMP(3),
+    `readings` BIGINT,
+    `devices` BIGINT,
+    `p95_temperature_c` DOUBLE,
+    late_rows     BIGINT,
+    PRIMARY KEY (tenant_id, window_start, window_end) NOT ENFORCED
+) WITH (
+  'connector' = 'upsert-kafka',
+  'topic' = 'gold_device_temperature_5m_hop',
+  'properties.bootstrap.servers' = '127.0.0.1:9092',
+  'value.format' = 'json',
+  'value.json.timestamp-format.standard' = 'ISO-8601',
+  'key.format' = 'json',
+  'key.json.timestamp-format.standard' = 'ISO-8601',
+  'value.fields-include' = 'ALL',
+  'sink.delivery-guarantee' = 'exactly-once',
+  'sink.transactional-id-prefix' = 'streamlake.gold.gold_device_temperature_5m_hop',
+  'properties.transaction.timeout.ms' = '600000'
+);
+
+INSERT INTO gold_device_temperature_5m_hop
+SELECT tenant_id, window_start, window_end,
+       COUNT(*) AS `readings`,
+       COUNT(DISTINCT `device_id`) AS `devices`,
+       PERCENTILE(CAST(`temperature_c` AS DOUBLE), 0.95) AS `p95_temperature_c`,
+       CAST(0 AS BIGINT) AS late_rows
+FROM TABLE(HOP(TABLE ontime_device_telemetry, DESCRIPTOR(event_at), INTERVAL '0 00:01:00.000' DAY TO SECOND, INTERVAL '0 00:05:00.000' DAY TO SECOND))
+GROUP BY tenant_id, window_start, window_end;
+
+
+-- Purpose: one Gold aggregate: session (gap 30min) windows over the on-time orders rows; late rows do not revise it (rendered into gold.sql once per aggregate).
+
+-- ===== gold_orders_customer_sessions: session (gap 30min) =====
+CREATE TEMPORARY TABLE gold_orders_customer_sessions (
+    tenant_id     STRING,
+    `customer_id` STRING,
+    window_start  TIMESTAMP(3),
+    window_end    TIMESTAMP(3),
+    `orders` BIGINT,
+    `spend_cents` BIGINT,
+    `avg_order_cents` DOUBLE,
+    late_rows     BIGINT,
+    PRIMARY KEY (tenant_id, `customer_id`, window_start, window_end) NOT ENFORCED
+) WITH (
+  'connector' = 'upsert-kafka',
+  'topic' = 'gold_orders_customer_sessions',
+  'properties.bootstrap.servers' = '127.0.0.1:9092',
+  'value.format' = 'json',
+  'value.json.timestamp-format.standard' = 'ISO-8601',
+  'key.format' = 'json',
+  'key.json.timestamp-format.standard' = 'ISO-8601',
+  'value.fields-include' = 'ALL',
+  'sink.delivery-guarantee' = 'exactly-once',
+  'sink.transactional-id-prefix' = 'streamlake.gold.gold_orders_customer_sessions',
+  'properties.transaction.timeout.ms' = '600000'
+);
+
+INSERT INTO gold_orders_customer_sessions
+SELECT tenant_id, `customer_id`, window_start, window_end,
+       COUNT(*) AS `orders`,
+       SUM(`amount_cents`) AS `spend_cents`,
+       AVG(CAST(`amount_cents` AS DOUBLE)) AS `avg_order_cents`,
+       CAST(0 AS BIGINT) AS late_rows
+FROM TABLE(SESSION(TABLE ontime_orders PARTITION BY (tenant_id, `customer_id`), DESCRIPTOR(event_at), INTERVAL '0 00:30:00.000' DAY TO SECOND))
+GROUP BY tenant_id, `customer_id`, window_start, window_end;
+
+
+-- Purpose: one Gold aggregate: cumulating every 10min up to 1d windows over the on-time orders rows; late rows do not revise it (rendered into gold.sql once per aggregate).
+
+-- ===== gold_orders_revenue_today: cumulating every 10min up to 1d =====
+CREATE TEMPORARY TABLE gold_orders_revenue_today (
+    tenant_id     STRING,
+    `currency` STRING,
+    window_start  TIMESTAMP(3),
+    window_end    TIMESTAMP(3),
+    `orders` BIGINT,
+    `revenue_cents` BIGINT,
+    `largest_order_cents` BIGINT,
+    late_rows     BIGINT,
+    PRIMARY KEY (tenant_id, `currency`, window_start, window_end) NOT ENFORCED
+) WITH (
+  'connector' = 'upsert-kafka',
+  'topic' = 'gold_orders_revenue_today',
+  'properties.bootstrap.servers' = '127.0.0.1:9092',
+  'value.format' = 'json',
+  'value.json.timestamp-format.standard' = 'ISO-8601',
+  'key.format' = 'json',
+  'key.json.timestamp-format.standard' = 'ISO-8601',
+  'value.fields-include' = 'ALL',
+  'sink.delivery-guarantee' = 'exactly-once',
+  'sink.transactional-id-prefix' = 'streamlake.gold.gold_orders_revenue_today',
+  'properties.transaction.timeout.ms' = '600000'
+);
+
+INSERT INTO gold_orders_revenue_today
+SELECT tenant_id, `currency`, window_start, window_end,
+       COUNT(*) AS `orders`,
+       SUM(`amount_cents`) AS `revenue_cents`,
+       MAX(`amount_cents`) AS `largest_order_cents`,
+       CAST(0 AS BIGINT) AS late_rows
+FROM TABLE(CUMULATE(TABLE ontime_orders, DESCRIPTOR(event_at), INTERVAL '0 00:10:00.000' DAY TO SECOND, INTERVAL '1 00:00:00.000' DAY TO SECOND))
+GROUP BY tenant_id, `currency`, window_start, window_end;
+
+
+-- Purpose: the alert topic, and the one INSERT of every rule's alerts (rendered into gold.sql when rules exist; each rule is a query from rule_<kind>.sql).
+
+-- One row per alert. measures holds what triggered it, as (name, value) pairs.
+CREATE TEMPORARY TABLE alert_events (
+    rule_id         STRING,
+    rule_kind       STRING,
+    tenant_id       STRING,
+    event_type      STRING,
+    alert_key       STRING,
+    first_event_at  TIMESTAMP_LTZ(3),
+    last_event_at   TIMESTAMP_LTZ(3),
+    `measures`      ARRAY<ROW<name STRING, `value` DOUBLE>>,
+    detected_at     TIMESTAMP_LTZ(3)
+) WITH (
+  'connector' = 'kafka',
+  'topic' = 'alert_events',
+  'properties.bootstrap.servers' = '127.0.0.1:9092',
+  'value.format' = 'json',
+  'value.json.timestamp-format.standard' = 'ISO-8601',
+  'key.format' = 'json',
+  'key.fields' = 'tenant_id;rule_id;alert_key',
+  'value.fields-include' = 'ALL',
+  'sink.delivery-guarantee' = 'exactly-once',
+  'sink.transactional-id-prefix' = 'streamlake.gold.alert_events',
+  'properties.transaction.timeout.ms' = '600000'
+);
+
+INSERT INTO alert_events
+(
+-- Purpose: one sequence alert rule, compiled to MATCH_RECOGNIZE: events matching each step in order (others may come between), all within T (a query; the alert INSERT joins every rule's query with UNION ALL).
+
+-- ===== alert rule device_degraded_then_failed (sequence of 2 steps within 10min): A device reports degraded and then failed within 10 minutes. =====
+SELECT CAST('device_degraded_then_failed' AS STRING) AS rule_id, CAST('sequence' AS STRING) AS rule_kind, tenant_id,
+       CAST('device_telemetry' AS STRING) AS event_type, CAST(`device_id` AS STRING) AS alert_key, first_event_at, last_event_at,
+       ARRAY[ROW(CAST('events' AS STRING), CAST(matched AS DOUBLE))] AS `measures`,
+       CURRENT_TIMESTAMP AS detected_at
+FROM ontime_device_telemetry
+MATCH_RECOGNIZE (
+    PARTITION BY tenant_id, `device_id`
+    ORDER BY event_at
+    MEASURES
+        FIRST(S1.event_at) AS first_event_at,
+        LAST(S2.event_at) AS last_event_at,
+        COUNT(event_id) AS matched
+    ONE ROW PER MATCH
+    AFTER MATCH SKIP PAST LAST ROW
+    -- Reluctant gaps (X*?): a step completes at the first event that satisfies it.
+    PATTERN (S1 X1*? S2) WITHIN INTERVAL '0 00:10:00.000' DAY TO SECOND
+    DEFINE
+        S1 AS S1.`status` = 'degraded',
+        S2 AS S2.`status` = 'failed'
+)
+)
+UNION ALL
+(
+-- Purpose: one absence alert rule: no event from a key for T, in event time (a query; the alert INSERT joins every rule's query with UNION ALL).
+
+-- ===== alert rule device_no_readings (absence for 5min): No reading from a device for 5 minutes of event time. =====
+-- Flink's MATCH_RECOGNIZE emits nothing when a pattern times out, so absence is a session
+-- window per key with gap 5min: the session closes, and the alert is raised, when the
+-- watermark passes the key's last event + 5min with no event in between.
+SELECT CAST('device_no_readings' AS STRING) AS rule_id, CAST('absence' AS STRING) AS rule_kind, tenant_id,
+       CAST('device_telemetry' AS STRING) AS event_type, CAST(`device_id` AS STRING) AS alert_key, MIN(event_at) AS first_event_at, MAX(event_at) AS last_event_at,
+       ARRAY[ROW(CAST('silence_ms' AS STRING), CAST(300000 AS DOUBLE)),
+             ROW(CAST('events_before' AS STRING), CAST(COUNT(*) AS DOUBLE))] AS `measures`,
+       CURRENT_TIMESTAMP AS detected_at
+FROM TABLE(SESSION(TABLE ontime_device_telemetry PARTITION BY (tenant_id, `device_id`),
+                   DESCRIPTOR(event_at), INTERVAL '0 00:05:00.000' DAY TO SECOND))
+GROUP BY window_start, window_end, tenant_id, `device_id`
+)
+UNION ALL
+(
+-- Purpose: one threshold alert rule, compiled to MATCH_RECOGNIZE: the condition holds for N consecutive events of a key, all within T (a query; the alert INSERT joins every rule's query with UNION ALL).
+
+-- ===== alert rule device_overheating (threshold: 3 in a row within 2min): Three readings in a row above 90 C within 2 minutes. =====
+SELECT CAST('device_overheating' AS STRING) AS rule_id, CAST('threshold' AS STRING) AS rule_kind, tenant_id,
+       CAST('device_telemetry' AS STRING) AS event_type, CAST(`device_id` AS STRING) AS alert_key, first_event_at, last_event_at,
+       ARRAY[ROW(CAST('count' AS STRING), CAST(matched AS DOUBLE)),
+             ROW(CAST('min_value' AS STRING), CAST(min_value AS DOUBLE)),
+             ROW(CAST('max_value' AS STRING), CAST(max_value AS DOUBLE))] AS `measures`,
+       CURRENT_TIMESTAMP AS detected_at
+FROM ontime_device_telemetry
+MATCH_RECOGNIZE (
+    PARTITION BY tenant_id, `device_id`
+    ORDER BY event_at
+    MEASURES
+        FIRST(A.event_at) AS first_event_at,
+        LAST(A.event_at) AS last_event_at,
+        COUNT(A.event_id) AS matched,
+        MIN(A.`temperature_c`) AS min_value, MAX(A.`temperature_c`) AS max_value
+    ONE ROW PER MATCH
+    AFTER MATCH SKIP PAST LAST ROW
+    PATTERN (A{3}) WITHIN INTERVAL '0 00:02:00.000' DAY TO SECOND
+    DEFINE A AS A.`temperature_c` > 90
+)
+)
+UNION ALL
+(
+-- Purpose: one spike alert rule, compiled to MATCH_RECOGNIZE: a field rises by more than X from one event of a key to the next, less than T apart (a query; the alert INSERT joins every rule's query with UNION ALL).
+
+-- ===== alert rule device_temperature_spike (spike: a rise of more than 25.0 within 1min): Temperature up by more than 25 C from one reading to the next within 1 minute. =====
+SELECT CAST('device_temperature_spike' AS STRING) AS rule_id, CAST('spike' AS STRING) AS rule_kind, tenant_id,
+       CAST('device_telemetry' AS STRING) AS event_type, CAST(`device_id` AS STRING) AS alert_key, first_event_at, last_event_at,
+       ARRAY[ROW(CAST('from_value' AS STRING), CAST(from_value AS DOUBLE)),
+             ROW(CAST('to_value' AS STRING), CAST(to_value AS DOUBLE)),
+             ROW(CAST('rise' AS STRING), CAST(to_value - from_value AS DOUBLE))] AS `measures`,
+       CURRENT_TIMESTAMP AS detected_at
+FROM ontime_device_telemetry
+MATCH_RECOGNIZE (
+    PARTITION BY tenant_id, `device_id`
+    ORDER BY event_at
+    MEASURES
+        A.event_at AS first_event_at,
+        C.event_at AS last_event_at,
+        A.`temperature_c` AS from_value,
+        C.`temperature_c` AS to_value
+    ONE ROW PER MATCH
+    -- The rise's end may start the next rise.
+    AFTER MATCH SKIP TO LAST C
+    PATTERN (A C) WITHIN INTERVAL '0 00:01:00.000' DAY TO SECOND
+    DEFINE C AS C.`temperature_c` - A.`temperature_c` > 25.0
+)
+);
+
+
 -- ===== job silver: sql/silver/silver.sql =====
 SET 'table.exec.state.ttl' = '3600000 ms';
 SET 'table.exec.source.idle-timeout' = '10000 ms';

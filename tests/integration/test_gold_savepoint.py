@@ -36,7 +36,9 @@ def wait_for(what: str, check: Callable[[], Any], timeout_s: float) -> Any:
         if last:
             return last
         time.sleep(1)
-    raise AssertionError(f"timed out after {timeout_s}s waiting for {what}; last: {str(last)[:500]}")
+    raise AssertionError(
+        f"timed out after {timeout_s}s waiting for {what}; last: {str(last)[:500]}"
+    )
 
 
 def rows_in_order(seed: int, n: int) -> list[dict[str, Any]]:
@@ -47,10 +49,14 @@ def rows_in_order(seed: int, n: int) -> list[dict[str, Any]]:
     out = []
     for i in range(n):
         d = rng.randrange(5)
-        temps[d] = max(-20.0, min(140.0, temps[d] + rng.uniform(-6, 6) + (rng.random() < 0.05) * 30))
+        temps[d] = max(
+            -20.0, min(140.0, temps[d] + rng.uniform(-6, 6) + (rng.random() < 0.05) * 30)
+        )
         status = rng.choices(["ok", "degraded", "failed"], [0.8, 0.12, 0.08])[0]
         t = T0 + i * 211 + rng.randint(0, 2_900) + (i > n // 2) * 40_000  # a pause mid-way
-        out.append(silver_row(i, "acme" if d < 3 else "globex", f"dev-{d}", t, round(temps[d], 2), status))
+        out.append(
+            silver_row(i, "acme" if d < 3 else "globex", f"dev-{d}", t, round(temps[d], 2), status)
+        )
     assert len({(r["device_id"], r["event_at"]) for r in out}) == n
     return out
 
@@ -69,11 +75,19 @@ def gold_state(bootstrap: str, gc: GoldConf) -> dict[str, Any]:
         name: read_gold(bootstrap, gc.gold(name), a["group_by"], list(a["measures"]))
         for name, a in AGGREGATES.items()
     }
-    alerts = kafka.read_committed_json(bootstrap, gc.alerts, group_id=f"r-{gc.alerts}-{time.monotonic()}")
+    alerts = kafka.read_committed_json(
+        bootstrap, gc.alerts, group_id=f"r-{gc.alerts}-{time.monotonic()}"
+    )
     from tests.job.test_gold import from_iso
 
     out["alerts"] = sorted(
-        (a["rule_id"], a["tenant_id"], a["alert_key"], from_iso(a["first_event_at"]), from_iso(a["last_event_at"]))
+        (
+            a["rule_id"],
+            a["tenant_id"],
+            a["alert_key"],
+            from_iso(a["first_event_at"]),
+            from_iso(a["last_event_at"]),
+        )
         for a in alerts
         if a["alert_key"] != "dev-flush"
     )
@@ -92,12 +106,21 @@ def rounded(table: dict[Any, dict[str, Any]], last: int | None = None) -> dict[A
 
 def expected(rows: list[dict[str, Any]]) -> dict[str, Any]:
     orows = to_rows(rows)
-    out: dict[str, Any] = {name: oracle.gold(orows, BOUND_MS, oracle_aggregate(name)) for name in AGGREGATES}
-    alerts = [("r_hot", *a) for a in oracle.threshold(orows, "device_id", ("temperature_c", ">", 90), 3, 10_000)]
-    alerts += [("r_spike", *a) for a in oracle.spike(orows, "device_id", "temperature_c", 25, 5_000)]
+    out: dict[str, Any] = {
+        name: oracle.gold(orows, BOUND_MS, oracle_aggregate(name)) for name in AGGREGATES
+    }
+    alerts = [
+        ("r_hot", *a)
+        for a in oracle.threshold(orows, "device_id", ("temperature_c", ">", 90), 3, 10_000)
+    ]
+    alerts += [
+        ("r_spike", *a) for a in oracle.spike(orows, "device_id", "temperature_c", 25, 5_000)
+    ]
     alerts += [
         ("r_seq", *a)
-        for a in oracle.sequence(orows, "device_id", [("status", "=", "degraded"), ("status", "=", "failed")], 20_000)
+        for a in oracle.sequence(
+            orows, "device_id", [("status", "=", "degraded"), ("status", "=", "failed")], 20_000
+        )
     ]
     alerts += [("r_quiet", *a) for a in oracle.absence(orows, "device_id", 15_000)]
     out["alerts"] = sorted(alerts)
@@ -105,7 +128,9 @@ def expected(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def test_savepoint_and_rescale_equal_an_uninterrupted_run(tmp_path: Path, uid: str, bootstrap: str) -> None:
+def test_savepoint_and_rescale_equal_an_uninterrupted_run(
+    tmp_path: Path, uid: str, bootstrap: str
+) -> None:
     gc = GoldConf(make_silver_conf(tmp_path, uid))
     platform = settings.load_platform(gc.dir / "platform.yaml")
     topics = [gc.silver, gc.late, gc.alerts, *(gc.gold(n) for n in AGGREGATES)]
@@ -128,14 +153,21 @@ def test_savepoint_and_rescale_equal_an_uninterrupted_run(tmp_path: Path, uid: s
         savepoint = submit.stop_with_savepoint(platform, job_id, tmp_path / "savepoints")
         job_id = None
         # Results committed before the stop; the resumed job must neither repeat nor lose them.
-        assert gold_state(bootstrap, gc)["alerts"], "phase 1 raised no alert: the test would be weak"
+        assert gold_state(bootstrap, gc)["alerts"], (
+            "phase 1 raised no alert: the test would be weak"
+        )
         # Phase 2 on every partition, then one far-ahead row per partition so that every
         # window and session of the real rows closes.
         last = max(to_rows(rows), key=lambda r: r["t"])["t"]
         produce(bootstrap, gc.silver, second, [0, 1, 2])
-        flush = [silver_row(10_000 + p, "acme", "dev-flush", last + 3_600_000 + p, 20.0) for p in range(3)]
+        flush = [
+            silver_row(10_000 + p, "acme", "dev-flush", last + 3_600_000 + p, 20.0)
+            for p in range(3)
+        ]
         produce(bootstrap, gc.silver, flush, [0, 1, 2])
-        job_id = submit.submit("gold", platform, conf_dir=gc.dir, parallelism=2, savepoint=savepoint)
+        job_id = submit.submit(
+            "gold", platform, conf_dir=gc.dir, parallelism=2, savepoint=savepoint
+        )
 
         def done() -> bool:
             got = gold_state(bootstrap, gc)

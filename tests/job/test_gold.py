@@ -66,7 +66,13 @@ RULES: dict[str, dict[str, Any]] = {
         "times": 3,
         "within": "10s",
     },
-    "r_spike": {"kind": "spike", "key": "device_id", "field": "temperature_c", "rise": 25, "within": "5s"},
+    "r_spike": {
+        "kind": "spike",
+        "key": "device_id",
+        "field": "temperature_c",
+        "rise": 25,
+        "within": "5s",
+    },
     "r_seq": {
         "kind": "sequence",
         "key": "device_id",
@@ -155,7 +161,9 @@ def gold_conf(tmp_path: Path, uid: str, bootstrap: str) -> Iterator[GoldConf]:
     kafka.delete_topics(bootstrap, topics)
 
 
-def silver_row(i: int, tenant: str, device: str, t: int, temp: float, status: str = "ok", hum: int | None = 40) -> dict[str, Any]:
+def silver_row(
+    i: int, tenant: str, device: str, t: int, temp: float, status: str = "ok", hum: int | None = 40
+) -> dict[str, Any]:
     return {
         "tenant_id": tenant,
         "event_type": "device_telemetry",
@@ -181,7 +189,13 @@ def produce(bootstrap: str, topic: str, rows: list[dict[str, Any]]) -> None:
     kafka.produce(
         bootstrap,
         topic,
-        [(json.dumps({"tenant_id": r["tenant_id"], "event_id": r["event_id"]}).encode(), json.dumps(r).encode()) for r in rows],
+        [
+            (
+                json.dumps({"tenant_id": r["tenant_id"], "event_id": r["event_id"]}).encode(),
+                json.dumps(r).encode(),
+            )
+            for r in rows
+        ],
         partition_of=dict.fromkeys(range(len(rows)), 0),
     )
 
@@ -189,17 +203,26 @@ def produce(bootstrap: str, topic: str, rows: list[dict[str, Any]]) -> None:
 def run_gold(gc: GoldConf, parallelism: int) -> None:
     platform = settings.load_platform(gc.dir / "platform.yaml")
     job = catalog.get("gold", gc.dir)
-    t_env = flinkenv.table_env(platform, name=f"gold-{gc.sc.uid}", local=True, parallelism=parallelism)
+    t_env = flinkenv.table_env(
+        platform, name=f"gold-{gc.sc.uid}", local=True, parallelism=parallelism
+    )
     job.run(t_env, platform, bounded=True).wait()
 
 
-def read_gold(bootstrap: str, topic: str, group_by: list[str], measures: list[str]) -> dict[tuple[Any, ...], dict[str, Any]]:
+def read_gold(
+    bootstrap: str, topic: str, group_by: list[str], measures: list[str]
+) -> dict[tuple[Any, ...], dict[str, Any]]:
     """Upsert topic -> final row per key (the last record per key wins)."""
     out: dict[tuple[Any, ...], dict[str, Any]] = {}
     for _k, v in kafka.read_committed(bootstrap, topic, group_id=f"r-{topic}", timeout_s=60):
         assert v is not None, f"{topic}: unexpected tombstone"
         r = json.loads(v)
-        key = (r["tenant_id"], *(r[k] for k in group_by), from_iso(r["window_start"]), from_iso(r["window_end"]))
+        key = (
+            r["tenant_id"],
+            *(r[k] for k in group_by),
+            from_iso(r["window_start"]),
+            from_iso(r["window_end"]),
+        )
         out[key] = {m: r[m] for m in [*measures, "late_rows"]}
     return out
 
@@ -214,7 +237,9 @@ def check_all(bootstrap: str, gc: GoldConf, rows: list[dict[str, Any]]) -> dict[
     for name, a in AGGREGATES.items():
         got = read_gold(bootstrap, gc.gold(name), a["group_by"], list(a["measures"]))
         want = oracle.gold(orows, BOUND_MS, oracle_aggregate(name))
-        assert set(got) == set(want), f"{name}: windows differ: extra {sorted(set(got) - set(want))[:5]}, missing {sorted(set(want) - set(got))[:5]}"
+        assert set(got) == set(want), (
+            f"{name}: windows differ: extra {sorted(set(got) - set(want))[:5]}, missing {sorted(set(want) - set(got))[:5]}"
+        )
         for key, w in want.items():
             for m, v in w.items():
                 if isinstance(v, float):
@@ -226,14 +251,25 @@ def check_all(bootstrap: str, gc: GoldConf, rows: list[dict[str, Any]]) -> dict[
     assert sorted((r["event_id"], r["late_by_ms"]) for r in got_late) == sorted(
         (r["event_id"], wm - r["t"]) for r, wm in late
     )
-    alerts = kafka.read_committed_json(bootstrap, gc.alerts, group_id=f"r-{gc.alerts}", timeout_s=60)
+    alerts = kafka.read_committed_json(
+        bootstrap, gc.alerts, group_id=f"r-{gc.alerts}", timeout_s=60
+    )
     got_alerts: dict[str, list[tuple[Any, ...]]] = {rid: [] for rid in RULES}
     for a in alerts:
-        got_alerts[a["rule_id"]].append((a["tenant_id"], a["alert_key"], from_iso(a["first_event_at"]), from_iso(a["last_event_at"])))
+        got_alerts[a["rule_id"]].append(
+            (
+                a["tenant_id"],
+                a["alert_key"],
+                from_iso(a["first_event_at"]),
+                from_iso(a["last_event_at"]),
+            )
+        )
     want_alerts = {
         "r_hot": oracle.threshold(on_time, "device_id", ("temperature_c", ">", 90), 3, 10_000),
         "r_spike": oracle.spike(on_time, "device_id", "temperature_c", 25, 5_000),
-        "r_seq": oracle.sequence(on_time, "device_id", [("status", "=", "degraded"), ("status", "=", "failed")], 20_000),
+        "r_seq": oracle.sequence(
+            on_time, "device_id", [("status", "=", "degraded"), ("status", "=", "failed")], 20_000
+        ),
         "r_quiet": oracle.absence(on_time, "device_id", 15_000),
     }
     for rid in RULES:
@@ -293,14 +329,23 @@ def load_lake(gc: GoldConf, bootstrap: str, root: Path) -> list[Any]:
     ]
     # Small batches: a window's revision lands in a later commit than its first result (MERGE).
     loader = Loader(
-        bootstrap, f"loader-{gc.sc.uid}", sinks, flush_rows=3, flush_ms=200, instance_id=f"l-{gc.sc.uid}"
+        bootstrap,
+        f"loader-{gc.sc.uid}",
+        sinks,
+        flush_rows=3,
+        flush_ms=200,
+        instance_id=f"l-{gc.sc.uid}",
     )
     loader.run(idle_exit_s=3)
     return sinks
 
 
 def _ms_of(v: dt.datetime) -> int:
-    return int(v.replace(tzinfo=dt.UTC).timestamp() * 1000) if v.tzinfo is None else int(v.timestamp() * 1000)
+    return (
+        int(v.replace(tzinfo=dt.UTC).timestamp() * 1000)
+        if v.tzinfo is None
+        else int(v.timestamp() * 1000)
+    )
 
 
 def check_delta(gc: GoldConf, bootstrap: str, rows: list[dict[str, Any]], tmp_lake: Path) -> None:
@@ -318,7 +363,12 @@ def check_delta(gc: GoldConf, bootstrap: str, rows: list[dict[str, Any]], tmp_la
         want = oracle.gold(orows, BOUND_MS, oracle_aggregate(name))
         assert len(t) == len(want), name
         got = {
-            (r["tenant_id"], *(r[k] for k in a["group_by"]), _ms_of(r["window_start"]), _ms_of(r["window_end"])): r
+            (
+                r["tenant_id"],
+                *(r[k] for k in a["group_by"]),
+                _ms_of(r["window_start"]),
+                _ms_of(r["window_end"]),
+            ): r
             for r in t
         }
         assert set(got) == set(want), (name, sorted(got)[:3], sorted(want)[:3])
@@ -332,7 +382,9 @@ def check_delta(gc: GoldConf, bootstrap: str, rows: list[dict[str, Any]], tmp_la
     # Replaying the same offsets (a fresh consumer group) adds no rows and no versions.
     from connectors.delta_loader import Loader
 
-    Loader(bootstrap, f"replay-{gc.sc.uid}", sinks, flush_ms=200, instance_id=f"r-{gc.sc.uid}").run(idle_exit_s=3)
+    Loader(bootstrap, f"replay-{gc.sc.uid}", sinks, flush_ms=200, instance_id=f"r-{gc.sc.uid}").run(
+        idle_exit_s=3
+    )
     assert {s.table: DeltaTable(s.uri).version() for s in sinks} == versions
 
 
@@ -350,14 +402,28 @@ def random_rows(seed: int, n: int = 1500) -> list[dict[str, Any]]:
         t = clock - rng.randint(0, 4_000)  # disorder within the bound
         if rng.random() < 0.04:
             t = clock - rng.randint(5_000, 60_000)  # late, some within allowed lateness
-        temps[d] = max(-20.0, min(140.0, temps[d] + rng.uniform(-6, 6) + (rng.random() < 0.03) * 30))
+        temps[d] = max(
+            -20.0, min(140.0, temps[d] + rng.uniform(-6, 6) + (rng.random() < 0.03) * 30)
+        )
         status = rng.choices(["ok", "degraded", "failed"], [0.8, 0.12, 0.08])[0]
-        rows.append(silver_row(i, tenant, f"dev-{d}", t, round(temps[d], 2), status, rng.choice([None, rng.randint(0, 100)])))
+        rows.append(
+            silver_row(
+                i,
+                tenant,
+                f"dev-{d}",
+                t,
+                round(temps[d], 2),
+                status,
+                rng.choice([None, rng.randint(0, 100)]),
+            )
+        )
     return rows
 
 
 @pytest.mark.parametrize("parallelism", [1, 2])
-def test_gold_matches_oracle_on_random_rows(gold_conf: GoldConf, bootstrap: str, parallelism: int) -> None:
+def test_gold_matches_oracle_on_random_rows(
+    gold_conf: GoldConf, bootstrap: str, parallelism: int
+) -> None:
     rows = random_rows(seed=20261124)
     produce(bootstrap, gold_conf.silver, rows)
     run_gold(gold_conf, parallelism)
@@ -366,4 +432,6 @@ def test_gold_matches_oracle_on_random_rows(gold_conf: GoldConf, bootstrap: str,
     assert len(out["late"]) > 20
     revised = oracle.gold(to_rows(rows), BOUND_MS, oracle_aggregate("t_tumble"))
     assert sum(1 for r in revised.values() if r["late_rows"] > 0) > 5
-    assert all(len(v) > 0 for v in out["alerts"].values()), {k: len(v) for k, v in out["alerts"].items()}
+    assert all(len(v) > 0 for v in out["alerts"].values()), {
+        k: len(v) for k, v in out["alerts"].items()
+    }

@@ -14,25 +14,29 @@ from tests.conftest import make_silver_conf
 from tests.job.test_gold import AGGREGATES, BOUND_MS, GoldConf, check_all, oracle_aggregate, to_rows
 
 
-def test_a_future_clock_drops_no_on_time_event_as_late(tmp_path: Path, uid: str, bootstrap: str) -> None:
+def test_a_future_clock_drops_no_on_time_event_as_late(
+    tmp_path: Path, uid: str, bootstrap: str
+) -> None:
     gc = GoldConf(make_silver_conf(tmp_path, uid))
     silver_job = catalog.get("silver", gc.dir)
     gold_job = catalog.get("gold", gc.dir)
     topics = sorted(set(silver_job.topics()) | set(gold_job.topics()))
     for t in topics:
-        kafka.create_topics(bootstrap, [t], partitions=1, topic_config=silver_job.topic_configs().get(t))
+        kafka.create_topics(
+            bootstrap, [t], partitions=1, topic_config=silver_job.topic_configs().get(t)
+        )
     try:
         now = int(time.time() * 1000)
         events = []
         for i in range(240):
-            t = now - 120_000 + i * 500 - (i % 3) * 700  # in order, up to 1.4 s of disorder
+            ts = now - 120_000 + i * 500 - (i % 3) * 700  # in order, up to 1.4 s of disorder
             events.append(
                 {
                     "tenant_id": "acme",
                     "event_type": "device_telemetry",
                     "schema_version": 1,
                     "event_id": f"ev-{i}",
-                    "event_time": t,
+                    "event_time": ts,
                     "device_id": f"dev-{i % 4}",
                     "temperature_c": 20.0 + i % 7,
                     "humidity_pct": 50,
@@ -47,13 +51,19 @@ def test_a_future_clock_drops_no_on_time_event_as_late(tmp_path: Path, uid: str,
         )
         platform = settings.load_platform(gc.dir / "platform.yaml")
         for job in (silver_job, gold_job):
-            t_env = flinkenv.table_env(platform, name=f"{job.name}-{uid}", local=True, parallelism=1)
+            t_env = flinkenv.table_env(
+                platform, name=f"{job.name}-{uid}", local=True, parallelism=1
+            )
             job.run(t_env, platform, bounded=True).wait()
 
         dlq = kafka.read_committed_json(bootstrap, gc.sc.dlq, group_id=f"r-{uid}-dlq")
-        assert [(json.loads(__import__("base64").b64decode(r["raw_value"]))["event_id"], r["reason_codes"]) for r in dlq] == [
-            ("from-the-future", ["event_time_in_future"])
-        ]
+        assert [
+            (
+                json.loads(__import__("base64").b64decode(r["raw_value"]))["event_id"],
+                r["reason_codes"],
+            )
+            for r in dlq
+        ] == [("from-the-future", ["event_time_in_future"])]
         silver = kafka.read_committed_json(bootstrap, gc.silver, group_id=f"r-{uid}-silver")
         assert len(silver) == 240
         late = kafka.read_committed_json(bootstrap, gc.late, group_id=f"r-{uid}-late")
@@ -62,7 +72,9 @@ def test_a_future_clock_drops_no_on_time_event_as_late(tmp_path: Path, uid: str,
         assert out["late"] == []
         # Had the future event reached the watermark, every event after it would be late.
         rows = to_rows(silver)
-        poisoned = rows[:100] + [{**rows[0], "t": future["event_time"], "event_id": "x"}] + rows[100:]
+        poisoned = (
+            [*rows[:100], {**rows[0], "t": future["event_time"], "event_id": "x"}, *rows[100:]]
+        )
         assert len(oracle.split_late(poisoned, BOUND_MS)[1]) == 140
         tumble = oracle.gold(rows, BOUND_MS, oracle_aggregate("t_tumble"))
         assert sum(r["readings"] for r in tumble.values()) == 240
