@@ -110,6 +110,7 @@ DLQ_SCHEMA = pa.schema(
         ("ingest_at", TS),
         # BYTES travel through Kafka JSON as base64; they are kept so, losslessly.
         ("source_key", pa.string()),
+        ("source_headers", pa.list_(pa.struct([("key", pa.string()), ("value", pa.string())]))),
         ("raw_value", pa.string()),
         ("detected_at", TS),
     ]

@@ -113,6 +113,13 @@ def build(now_ms: int, max_record_bytes: int) -> list[Case]:
             "silver",
             headers=[("schema_version", b"2")],
         ),
+        c(
+            "header version not active",
+            "globex",
+            order("globex", "ord-hdr", schema_version=_DROP),
+            ["version_not_active"],
+            headers=[("schema_version", b"1"), ("trace-id", b"\x00\xffabc")],
+        ),
         c("same order id, other tenant", "globex", order("globex", "ord-1"), "silver"),
         c("globex duplicate", "globex", order("globex", "ord-1"), "duplicate"),
         c("escaped string", "acme", order("acme", "ord-4", customer_id='cu\\"st\u00e9'), "silver"),

@@ -109,7 +109,8 @@ CREATE TEMPORARY TABLE dlq_events (
     source_offset     BIGINT,
     ingest_at         TIMESTAMP_LTZ(3),
     source_key        BYTES,
-    source_headers    MAP<STRING, BYTES>,
+    -- The record's Kafka headers as (key, value) pairs (a list, so any reader can load it).
+    source_headers    ARRAY<ROW<`key` STRING, `value` BYTES>>,
     raw_value         BYTES,
     detected_at       TIMESTAMP_LTZ(3)
 ) WITH (
@@ -135,7 +136,7 @@ ${event_type_sections}
 -- prefix would fence each other. Every event type's rows join these through UNION ALL.
 INSERT INTO dlq_events
 SELECT topic_tenant, event_type, schema_version, ARRAY[route_reason], LEFT(w_tenant, 256),
-       source_topic, source_partition, source_offset, ingest_at, raw_key, source_headers,
+       source_topic, source_partition, source_offset, ingest_at, raw_key, MAP_ENTRIES(source_headers),
        raw_value, CAST(proc_at AS TIMESTAMP_LTZ(3))
 FROM bronze_routed
 WHERE route_reason IS NOT NULL

@@ -668,7 +668,8 @@ CREATE TEMPORARY TABLE dlq_events (
     source_offset     BIGINT,
     ingest_at         TIMESTAMP_LTZ(3),
     source_key        BYTES,
-    source_headers    MAP<STRING, BYTES>,
+    -- The record's Kafka headers as (key, value) pairs (a list, so any reader can load it).
+    source_headers    ARRAY<ROW<`key` STRING, `value` BYTES>>,
     raw_value         BYTES,
     detected_at       TIMESTAMP_LTZ(3)
 ) WITH (
@@ -793,7 +794,7 @@ CREATE TEMPORARY TABLE silver_device_telemetry (
 
 CREATE TEMPORARY VIEW dlq_rows_device_telemetry AS
 SELECT topic_tenant, event_type, schema_version, SPLIT(field_reasons, ','), LEFT(w_tenant, 256),
-       source_topic, source_partition, source_offset, ingest_at, raw_key, source_headers,
+       source_topic, source_partition, source_offset, ingest_at, raw_key, MAP_ENTRIES(source_headers),
        raw_value, CAST(proc_at AS TIMESTAMP_LTZ(3))
 FROM silver_checked_device_telemetry
 WHERE field_reasons <> '';
@@ -914,7 +915,7 @@ CREATE TEMPORARY TABLE silver_orders (
 
 CREATE TEMPORARY VIEW dlq_rows_orders AS
 SELECT topic_tenant, event_type, schema_version, SPLIT(field_reasons, ','), LEFT(w_tenant, 256),
-       source_topic, source_partition, source_offset, ingest_at, raw_key, source_headers,
+       source_topic, source_partition, source_offset, ingest_at, raw_key, MAP_ENTRIES(source_headers),
        raw_value, CAST(proc_at AS TIMESTAMP_LTZ(3))
 FROM silver_checked_orders
 WHERE field_reasons <> '';
@@ -959,7 +960,7 @@ GROUP BY window_start, window_end, topic_tenant;
 -- prefix would fence each other. Every event type's rows join these through UNION ALL.
 INSERT INTO dlq_events
 SELECT topic_tenant, event_type, schema_version, ARRAY[route_reason], LEFT(w_tenant, 256),
-       source_topic, source_partition, source_offset, ingest_at, raw_key, source_headers,
+       source_topic, source_partition, source_offset, ingest_at, raw_key, MAP_ENTRIES(source_headers),
        raw_value, CAST(proc_at AS TIMESTAMP_LTZ(3))
 FROM bronze_routed
 WHERE route_reason IS NOT NULL

@@ -116,6 +116,9 @@ def test_every_rejected_record_is_in_the_dlq_with_its_bytes_and_reasons(
             wrong.append(f"{case.name}: tenant_id {row['tenant_id']!r}, topic of {case.tenant!r}")
         if case.key is not None and base64.b64decode(row["source_key"]) != case.key:
             wrong.append(f"{case.name}: Kafka key not kept")
+        headers = [(h["key"], base64.b64decode(h["value"])) for h in row["source_headers"]]
+        if sorted(headers) != sorted(case.headers or []):
+            wrong.append(f"{case.name}: Kafka headers {headers}, sent {case.headers}")
     assert not wrong, "\n".join(wrong)
     header_case = next(c for c in placed.values() if c.headers)
     assert header_case.expect == "silver"
