@@ -19,7 +19,7 @@ $(VENV_STAMP): pyproject.toml constraints.txt
 	@command -v $(PYTHON_BOOT) >/dev/null || { echo "Python 3.11 is required ($(PYTHON_BOOT) not found)"; exit 1; }
 	test -x $(PY) || $(PYTHON_BOOT) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev,bench]'
 	@touch $@
 
 $(JARS_STAMP): connectors/maven/pom.xml
@@ -76,10 +76,11 @@ test: setup ## unit, job (local executor + real broker) and integration (real cl
 	$(PY) -m jobs up
 	STREAMLAKE_PII_HASH_KEY=$(DEMO_PII_KEY) $(PY) -m pytest $(PYTEST_ARGS)
 
-bench: setup ## measure (not test) JSON parsing options and loader throughput; writes bench/results/
-	$(PY) -m bench.silver_parse
+bench: setup ## measure (not test): pipeline vs baseline, parsing options, loader; writes bench/results/
 	$(PY) -m jobs up
+	STREAMLAKE_PII_HASH_KEY=$(DEMO_PII_KEY) $(PY) -m bench.pipeline
 	$(PY) -m bench.loader
+	$(PY) -m bench.silver_parse
 
 lint: venv ## ruff, ruff format --check, mypy
 	$(VENV)/bin/ruff check .

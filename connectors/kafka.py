@@ -31,6 +31,7 @@ class KafkaTable:
     group_id: str = ""
     transactional_id_prefix: str = ""
     transaction_timeout_ms: int = 600_000
+    delivery_guarantee: Literal["exactly-once", "at-least-once"] = "exactly-once"
     bounded: bool = False
     key_fields: tuple[str, ...] = ()
     key_format: Literal["json", "raw"] = "json"
@@ -78,9 +79,10 @@ class KafkaTable:
                 raise ValueError(
                     f"table on topic {self.topic}: a sink needs a transactional id prefix"
                 )
-            opts["sink.delivery-guarantee"] = "exactly-once"
-            opts["sink.transactional-id-prefix"] = self.transactional_id_prefix
-            opts["properties.transaction.timeout.ms"] = str(self.transaction_timeout_ms)
+            opts["sink.delivery-guarantee"] = self.delivery_guarantee
+            if self.delivery_guarantee == "exactly-once":
+                opts["sink.transactional-id-prefix"] = self.transactional_id_prefix
+                opts["properties.transaction.timeout.ms"] = str(self.transaction_timeout_ms)
         return opts
 
     def with_clause(self) -> str:

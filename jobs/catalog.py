@@ -71,6 +71,7 @@ class SqlJob:
             # Unique per sink: sinks of one job sharing a prefix fence each other's transactions.
             transactional_id_prefix=f"{ident}.{table}",
             transaction_timeout_ms=platform.sinks.transaction_timeout_ms,
+            delivery_guarantee=platform.sinks.delivery_guarantee,
             bounded=bounded,
             key_fields=spec.key_fields,
             key_format=spec.key_format,
@@ -226,9 +227,30 @@ def gold(conf_dir: Path) -> SqlJob:
     )
 
 
+def passthrough(conf_dir: Path) -> SqlJob:
+    """The benchmark's baseline: Bronze copied to one topic, no logic (bench/, not the pipeline)."""
+    from jobs import registry
+
+    reg = registry.load_registry(conf_dir)
+    return SqlJob(
+        name="passthrough",
+        sql_file=paths.SQL_DIR / "bench" / "passthrough.sql",
+        tables={
+            "bronze_events": TableSpec(
+                tuple(reg.bronze_topics()),
+                "source",
+                value_format="raw",
+                topic_config=BRONZE_TOPIC_CONFIG,
+            ),
+            "bench_passthrough": TableSpec(("bench_passthrough",), "sink", value_format="raw"),
+        },
+        params=_with_params({}),
+    )
+
+
 def jobs(conf_dir: Path | None = None) -> dict[str, SqlJob]:
     conf_dir = conf_dir or paths.CONF_DIR
-    found = [demo_event_counts(conf_dir), silver(conf_dir), gold(conf_dir)]
+    found = [demo_event_counts(conf_dir), silver(conf_dir), gold(conf_dir), passthrough(conf_dir)]
     return {j.name: j for j in found}
 
 

@@ -63,6 +63,10 @@ class SinkSettings(config.Strict):
     # Kafka transaction timeout of the Flink exactly-once sinks. Must exceed the longest time between
     # a checkpoint and its commit (checkpoint interval + recovery) and stay below the broker maximum.
     transaction_timeout_ms: int = Field(600_000, ge=10_000)
+    # exactly-once (the default: Kafka transactions committed on checkpoints) or at-least-once
+    # (no transactions; output is visible at once and may repeat after a failure). The benchmark
+    # runs both to show what exactly-once costs.
+    delivery_guarantee: Literal["exactly-once", "at-least-once"] = "exactly-once"
 
 
 class PlatformSettings(config.Strict):

@@ -545,6 +545,35 @@ MATCH_RECOGNIZE (
 );
 
 
+-- ===== job passthrough: sql/bench/passthrough.sql =====
+-- Purpose: the benchmark's baseline: every Bronze record copied to one topic as it is, no logic, with the same delivery guarantee as the pipeline.
+
+CREATE TEMPORARY TABLE bronze_events (
+    raw_value  BYTES
+) WITH (
+  'connector' = 'kafka',
+  'topic' = 'bronze_acme_events;bronze_globex_events',
+  'properties.bootstrap.servers' = '127.0.0.1:9092',
+  'value.format' = 'raw',
+  'properties.group.id' = 'streamlake.passthrough',
+  'properties.isolation.level' = 'read_committed',
+  'scan.startup.mode' = 'earliest-offset'
+);
+
+CREATE TEMPORARY TABLE bench_passthrough (
+    raw_value  BYTES
+) WITH (
+  'connector' = 'kafka',
+  'topic' = 'bench_passthrough',
+  'properties.bootstrap.servers' = '127.0.0.1:9092',
+  'value.format' = 'raw',
+  'sink.delivery-guarantee' = 'exactly-once',
+  'sink.transactional-id-prefix' = 'streamlake.passthrough.bench_passthrough',
+  'properties.transaction.timeout.ms' = '600000'
+);
+
+INSERT INTO bench_passthrough SELECT raw_value FROM bronze_events;
+
 -- ===== job silver: sql/silver/silver.sql =====
 SET 'table.exec.state.ttl' = '3600000 ms';
 SET 'table.exec.source.idle-timeout' = '10000 ms';

@@ -19,7 +19,7 @@ def test_repo_config_loads() -> None:
     s = settings.load_platform()
     assert s.kafka.bootstrap == "127.0.0.1:9092"
     assert s.sinks.transaction_timeout_ms < s.kafka.transaction_max_timeout_ms
-    assert set(catalog.jobs()) == {"demo_event_counts", "silver", "gold"}
+    assert set(catalog.jobs()) == {"demo_event_counts", "silver", "gold", "passthrough"}
 
 
 def test_unknown_key_is_named_with_its_path(tmp_path: Path) -> None:

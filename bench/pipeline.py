@@ -1,0 +1,793 @@
+"""The whole pipeline against a bare baseline, in one run on this machine and stack (issue 6).
+
+Scenarios, each on its own copy of conf/ (own topics, groups, transactional ids, lake):
+
+- baseline:      a bare Flink job, Bronze JSON in -> Kafka out, no logic, exactly-once;
+- pipeline_eo:   Bronze -> Silver/DLQ (silver job) -> Gold windows + CEP alerts (gold job),
+                 exactly-once, default checkpoint interval, Delta loader running;
+- pipeline_alo:  the same, at-least-once (no Kafka transactions), to show what exactly-once costs.
+
+Per scenario:
+1. capacity: N events pre-loaded to Bronze, then the jobs start; the processing rate is the
+   slope of the committed output between 20 % and 80 % of the run (start-up and the last
+   checkpoint excluded), sampled every second;
+2. latency: events produced at half that rate for a while, stamped with their creation time
+   (their event time); a read_committed consumer records when each Silver row and each alert
+   becomes visible, and the loader's Gold table is polled for new windows;
+3. cost: CPU seconds and peak RSS of every process of the stack (Kafka, Flink JM/TM and their
+   Python workers, the loader), checkpoint durations from Flink's REST API, Delta files written.
+
+    make up && python -m bench.pipeline            (make bench runs it)
+
+Writes bench/results/<date>-pipeline.{json,md} and PNG charts next to them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import platform as pyplatform
+import random
+import re
+import shutil
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+from confluent_kafka import Consumer, TopicPartition
+
+from connectors import kafka
+from jobs import catalog, paths, settings, stack, submit
+from jobs.settings import PlatformSettings
+
+RESULTS = paths.REPO / "bench" / "results"
+WORK = paths.STACK / "bench"
+
+
+# ---------------------------------------------------------------------------------------------
+# Load generator
+
+
+@dataclass
+class LoadSpec:
+    """What the generator sends; seeded, so two runs send the same events."""
+
+    seed: int = 6
+    tenants: tuple[str, ...] = ("acme", "globex")
+    devices: int = 500
+    key_skew: float = 1.2  # Zipf exponent over devices (1 hot device, a long tail)
+    out_of_order_ms: int = 3_000  # within the 5 s watermark bound
+    out_of_order_share: float = 0.1  # events sent after later ones
+    late_fraction: float = 0.002  # older than the bound: late rows
+    future_fraction: float = 0.0005  # hours ahead: the DLQ (event_time_in_future)
+    duplicate_fraction: float = 0.01
+    bad_fraction: float = 0.005
+
+
+class Generator:
+    """Bronze JSON events for the onboarded tenants; the event time is the creation time."""
+
+    def __init__(self, spec: LoadSpec, topics: dict[str, str]) -> None:
+        self.spec = spec
+        self.rng = random.Random(spec.seed)
+        self.topics = topics  # tenant -> bronze topic
+        weights = [1 / (i + 1) ** spec.key_skew for i in range(spec.devices)]
+        total = sum(weights)
+        self.cum = list(_accumulate([w / total for w in weights]))
+        self.seq = 0
+        self.last: bytes = b""
+
+    def _device(self) -> int:
+        x = self.rng.random()
+        lo, hi = 0, len(self.cum) - 1
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if self.cum[mid] < x:
+                lo = mid + 1
+            else:
+                hi = mid
+        return lo
+
+    def event(self, now_ms: int) -> tuple[str, bytes]:
+        s, r = self.spec, self.rng
+        self.seq += 1
+        u = r.random()
+        if u < s.duplicate_fraction and self.last:
+            return self.topics["acme"], self.last
+        u = r.random()
+        if u < s.bad_fraction:
+            return self.topics["acme"], b'{"tenant_id":"acme","event_type":"device_telemetry",'
+        t = now_ms - (r.randrange(s.out_of_order_ms) if r.random() < s.out_of_order_share else 0)
+        if u < s.bad_fraction + s.late_fraction:
+            t = now_ms - 10_000 - r.randrange(60_000)
+        elif u < s.bad_fraction + s.late_fraction + s.future_fraction:
+            t = now_ms + 3 * 3_600_000
+        d = self._device()
+        if d % 4 == 3:
+            tenant = "globex"
+            body = (
+                f'{{"tenant_id":"globex","event_type":"orders","schema_version":2,'
+                f'"order_id":"o-{self.seq}-c{now_ms}","placed_at":"{_iso(t)}","customer_id":"c-{d}",'
+                f'"amount_cents":{r.randrange(100, 90_000)},"currency":"EUR","channel":"web"}}'
+            )
+        else:
+            tenant = "acme"
+            body = (
+                f'{{"tenant_id":"acme","event_type":"device_telemetry","schema_version":1,'
+                f'"event_id":"e-{self.seq}-c{now_ms}","event_time":{t},"device_id":"dev-{d}",'
+                f'"temperature_c":{round(40 + 30 * r.random() + (r.random() < 0.01) * 40, 1)},'
+                f'"status":"{"degraded" if r.random() < 0.02 else "ok"}"}}'
+            )
+        self.last = body.encode()
+        return self.topics[tenant], self.last
+
+    def produce(self, bootstrap: str, n: int, rate: float | None = None) -> float:
+        """Send n events (at `rate` per second, or as fast as possible); return the seconds."""
+        from confluent_kafka import Producer
+
+        p = Producer(
+            {
+                "bootstrap.servers": bootstrap,
+                "linger.ms": 20,
+                "batch.size": 1_000_000,
+                "compression.type": "lz4",
+                "log_level": 3,
+            }
+        )
+        t0 = time.monotonic()
+        for i in range(n):
+            if rate:
+                due = t0 + i / rate
+                lag = due - time.monotonic()
+                if lag > 0.002:
+                    p.poll(0)
+                    time.sleep(lag)
+            topic, value = self.event(int(time.time() * 1000))
+            while True:
+                try:
+                    p.produce(topic, value)
+                    break
+                except BufferError:
+                    p.poll(0.05)
+            if i % 10_000 == 0:
+                p.poll(0)
+        p.flush(120)
+        return time.monotonic() - t0
+
+
+def _accumulate(xs: list[float]) -> list[float]:
+    out, acc = [], 0.0
+    for x in xs:
+        acc += x
+        out.append(acc)
+    return out
+
+
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+# ---------------------------------------------------------------------------------------------
+# Measuring
+
+
+def end_offsets(bootstrap: str, topics: list[str]) -> int:
+    """Sum of the last stable offsets (what read_committed readers can see) of the topics."""
+    c = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"bench-offsets-{uuid.uuid4().hex[:6]}",
+            "isolation.level": "read_committed",
+            "log_level": 3,
+        }
+    )
+    try:
+        md = c.list_topics(timeout=10)
+        total = 0
+        for t in topics:
+            for p in md.topics[t].partitions if t in md.topics else []:
+                _lo, hi = c.get_watermark_offsets(TopicPartition(t, p), timeout=10)
+                total += hi
+        return total
+    finally:
+        c.close()
+
+
+def _proc_tree(pids: list[int]) -> list[int]:
+    out, todo = set(), list(pids)
+    children: dict[int, list[int]] = {}
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                ppid = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(d.name))
+    while todo:
+        p = todo.pop()
+        if p not in out:
+            out.add(p)
+            todo.extend(children.get(p, []))
+    return sorted(out)
+
+
+def _cpu_rss(pid: int) -> tuple[float, int]:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        tick = os.sysconf("SC_CLK_TCK")
+        cpu = (int(fields[11]) + int(fields[12])) / tick
+        rss = int(fields[21]) * os.sysconf("SC_PAGE_SIZE")
+        return cpu, rss
+    except (OSError, IndexError, ValueError):
+        return 0.0, 0
+
+
+class Sampler(threading.Thread):
+    """Every second: output progress, CPU seconds and RSS per component of the stack."""
+
+    def __init__(self, progress: Callable[[], int], roots: dict[str, int]) -> None:
+        super().__init__(daemon=True)
+        self.progress = progress
+        self.roots = roots
+        self.samples: list[dict[str, Any]] = []
+        self.stop_flag = threading.Event()
+        self.cpu0: dict[int, float] = {}
+
+    def snapshot(self) -> dict[str, Any]:
+        cpu: dict[str, float] = {}
+        rss: dict[str, int] = {}
+        for name, root in self.roots.items():
+            c_sum, r_sum = 0.0, 0
+            for pid in _proc_tree([root]):
+                c, r = _cpu_rss(pid)
+                c_sum += c
+                r_sum += r
+            cpu[name], rss[name] = c_sum, r_sum
+        return {"t": time.monotonic(), "out": self.progress(), "cpu": cpu, "rss": rss}
+
+    def run(self) -> None:
+        while not self.stop_flag.is_set():
+            self.samples.append(self.snapshot())
+            self.stop_flag.wait(0.5)
+
+    def stop(self) -> list[dict[str, Any]]:
+        self.stop_flag.set()
+        self.join(10)
+        self.samples.append(self.snapshot())
+        return self.samples
+
+
+def steady_rate(samples: list[dict[str, Any]], total: int) -> float:
+    """Output per second while the job was busy: from the first output seen to the last sample
+    before the output was complete. Under exactly-once, output becomes visible at checkpoint
+    commits, so both ends are commit points with the job saturated in between; start-up and the
+    idle tail before the final commit are excluded."""
+    pts: list[tuple[float, int]] = [(float(s["t"]), int(s["out"])) for s in samples]
+    busy = [p for p in pts if 0 < p[1] < 0.995 * total]
+    if len(busy) >= 2 and busy[-1][0] > busy[0][0] and busy[-1][1] > busy[0][1]:
+        return (busy[-1][1] - busy[0][1]) / (busy[-1][0] - busy[0][0])
+    done = next((p for p in pts if p[1] >= 0.995 * total), None)
+    return total / (done[0] - pts[0][0]) if done and done[0] > pts[0][0] else 0.0
+
+
+def pct(xs: list[float], q: float) -> float | None:
+    if not xs:
+        return None
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(q * (len(xs) - 1) + 0.5))]
+
+
+class GoldWatcher(threading.Thread):
+    """Polls a Gold Delta table: for each window row when it first appears, now - window end."""
+
+    def __init__(self, uri: str) -> None:
+        super().__init__(daemon=True)
+        self.uri = uri
+        self.seen: set[tuple[Any, ...]] = set()
+        self.latencies: list[float] = []
+        self.stop_flag = threading.Event()
+        self.ready = threading.Event()
+        self.ready.set()
+
+    def run(self) -> None:
+        from connectors.delta_loader import read_delta
+
+        first = True
+        while not self.stop_flag.is_set():
+            try:
+                rows = read_delta(
+                    self.uri, ["tenant_id", "device_id", "window_start", "window_end"]
+                )
+            except Exception:
+                rows = None
+            now = time.time()
+            if rows is not None:
+                for r in rows.to_pylist():
+                    key = (r["tenant_id"], r["device_id"], r["window_start"])
+                    if key not in self.seen:
+                        self.seen.add(key)
+                        if not first:
+                            end = r["window_end"].replace(tzinfo=UTC).timestamp()
+                            self.latencies.append((now - end) * 1000)
+                first = False
+            self.stop_flag.wait(0.5)
+
+
+_CREATED = re.compile(rb'-c([0-9]{13})"')
+
+
+class VisibleLatency(threading.Thread):
+    """read_committed consumer: for each record, now - when its event was created.
+
+    time_field "created" reads the creation time the generator put in the event id (it travels
+    to Silver in event_id); any other field is read as an event time (alerts: last_event_at).
+    """
+
+    def __init__(
+        self, bootstrap: str, topics: list[str], time_field: str, sample_every: int = 5
+    ) -> None:
+        super().__init__(daemon=True)
+        self.c = Consumer(
+            {
+                "bootstrap.servers": bootstrap,
+                "group.id": f"bench-latency-{uuid.uuid4().hex[:8]}",
+                "isolation.level": "read_committed",
+                "auto.offset.reset": "latest",
+                "enable.auto.commit": False,
+                "log_level": 3,
+            }
+        )
+        self.topics = topics
+        self.field = time_field
+        self.every = sample_every
+        self.latencies: list[float] = []
+        self.stop_flag = threading.Event()
+        self.ready = threading.Event()
+        self.c.subscribe(topics, on_assign=lambda c, p: self.ready.set())
+
+    def run(self) -> None:
+        n = 0
+        while not self.stop_flag.is_set():
+            for m in self.c.consume(1000, 0.2):
+                if m.error() or m.value() is None:
+                    continue
+                n += 1
+                if n % self.every:
+                    continue
+                now = time.time()
+                value = m.value()
+                assert value is not None
+                if self.field == "created":
+                    found = _CREATED.search(value)
+                    if found:
+                        self.latencies.append(now * 1000 - int(found.group(1)))
+                    continue
+                try:
+                    ts = json.loads(value)[self.field]
+                    t = (
+                        ts / 1000
+                        if isinstance(ts, int)
+                        else datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
+                    )
+                except (ValueError, KeyError, TypeError):
+                    continue
+                self.latencies.append((now - t) * 1000)
+        self.c.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# Scenarios
+
+
+@dataclass
+class Scenario:
+    name: str
+    jobs: list[str]
+    delivery: str = "exactly-once"
+    loader: bool = False
+    results: dict[str, Any] = field(default_factory=dict)
+
+
+def scenario_conf(name: str, delivery: str) -> Path:
+    """A private copy of conf/ with its own topics, groups, transactional ids and lake."""
+    d = WORK / name / "conf"
+    shutil.rmtree(d.parent, ignore_errors=True)
+    shutil.copytree(paths.CONF_DIR, d)
+    suffix = f"_b{name}"
+
+    def edit(rel: str, **changes: Any) -> None:
+        p = d / rel
+        data = yaml.safe_load(p.read_text()) if p.exists() else {}
+        data.update(changes)
+        p.write_text(yaml.safe_dump(data, sort_keys=False))
+
+    plat = yaml.safe_load((d / "platform.yaml").read_text())
+    plat["pipeline_id"] = f"bench_{name}"
+    plat["sinks"]["delivery_guarantee"] = delivery
+    (d / "platform.yaml").write_text(yaml.safe_dump(plat, sort_keys=False))
+    for f in sorted((d / "tenants").glob("*.yaml")):
+        edit(f"tenants/{f.name}", topics=[f"bronze_{f.stem}_events{suffix}"])
+    for f in sorted((d / "event_types").glob("*.yaml")):
+        edit(f"event_types/{f.name}", silver_topic=f"silver_{f.stem}{suffix}")
+    edit("silver.yaml", dlq_topic=f"dlq_events{suffix}", audit_topic=f"audit_silver_counts{suffix}")
+    edit(
+        "gold.yaml",
+        alert_topic=f"alert_events{suffix}",
+        late_topics={
+            et.stem: f"late_{et.stem}{suffix}" for et in (d / "event_types").glob("*.yaml")
+        },
+    )
+    for f in sorted((d / "gold").glob("*.yaml")):
+        edit(f"gold/{f.name}", topic=f"gold_{f.stem}{suffix}")
+    edit(
+        "lake.yaml",
+        lake_root=str(WORK / name / "lake"),
+        consumer_group=f"bench_{name}.loader",
+        instance_id=f"bench-{name}",
+    )
+    return d
+
+
+def run_scenario(
+    sc: Scenario, plat: PlatformSettings, n: int, latency_s: int, spec: LoadSpec
+) -> None:
+    bootstrap = plat.kafka.bootstrap
+    conf = scenario_conf(sc.name, sc.delivery)
+    jobs = {j: catalog.get(j, conf) for j in sc.jobs}
+    topics = sorted({t for j in jobs.values() for t in j.topics()})
+    kafka.delete_topics(bootstrap, topics)
+    for j in jobs.values():
+        for t, cfg in j.topic_configs().items():
+            kafka.create_topics(bootstrap, [t], plat.kafka.default_partitions, topic_config=cfg)
+    for t in topics:
+        kafka.create_topics(bootstrap, [t], plat.kafka.default_partitions)
+    first = jobs[sc.jobs[0]]
+    bronze = first.source_topics()
+    outputs = [t for t in first.sink_topics() if not t.startswith("audit_")]
+    tenants = {t.split("_")[1]: t for t in bronze}
+    gen = Generator(spec, tenants)
+
+    print(f"[{sc.name}] pre-loading {n} events to {', '.join(bronze)}", flush=True)
+    gen.produce(bootstrap, n)
+    in_total = end_offsets(bootstrap, bronze)
+    expect_out = _expected_outputs(sc, n, spec)
+
+    roots = _roots()
+    loader_proc = None
+    if sc.loader:
+        log = open(WORK / sc.name / "loader.log", "w")
+        loader_proc = subprocess.Popen(
+            [paths.python_executable(), "-m", "jobs", "--conf", str(conf), "loader"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=paths.REPO,
+        )
+        roots["loader"] = loader_proc.pid
+    sampler = Sampler(lambda: end_offsets(bootstrap, outputs), roots)
+    job_ids = []
+    try:
+        t_submit = time.monotonic()
+        for name in sc.jobs:
+            job_ids.append(submit.submit(name, plat, conf_dir=conf))
+        for jid in job_ids:
+            submit.wait_job(plat, jid, {"RUNNING"}, timeout_s=120)
+        sampler.start()
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline:
+            if sampler.samples and sampler.samples[-1]["out"] >= expect_out:
+                break
+            time.sleep(1)
+        catch_up_s = time.monotonic() - t_submit
+        time.sleep(2)
+        capacity_samples = sampler.stop()
+        rate = steady_rate(capacity_samples, expect_out)
+        first_s, last_s = capacity_samples[0], capacity_samples[-1]
+        cpu_s = sum(last_s["cpu"].values()) - sum(first_s["cpu"].values())
+        sc.results["capacity"] = {
+            "events": in_total,
+            "outputs": last_s["out"],
+            "steady_events_per_s": round(rate * in_total / max(expect_out, 1)),
+            "catch_up_s": round(catch_up_s, 1),
+            "cpu_s_per_million_events": round(cpu_s / in_total * 1e6, 1),
+            "cpu_s_by_process": {
+                k: round(last_s["cpu"][k] - first_s["cpu"].get(k, 0.0), 1) for k in last_s["cpu"]
+            },
+            "peak_rss_mb": {
+                k: round(max(s["rss"].get(k, 0) for s in capacity_samples) / 2**20)
+                for k in last_s["rss"]
+            },
+            "series": [(round(s["t"] - first_s["t"], 1), s["out"]) for s in capacity_samples],
+        }
+        print(
+            f"[{sc.name}] capacity: {sc.results['capacity']['steady_events_per_s']} events/s",
+            flush=True,
+        )
+
+        # Latency at half the measured capacity (new events only: consumers start at the end).
+        half = max(500.0, rate * in_total / max(expect_out, 1) / 2)
+        watchers = {
+            "silver_or_output": VisibleLatency(
+                bootstrap,
+                [t for t in outputs if t.startswith(("silver_", "bench_"))],
+                "created",
+            )
+        }
+        if "gold" in jobs:
+            alert_topic = next(t for t in jobs["gold"].sink_topics() if t.startswith("alert_"))
+            watchers["alert"] = VisibleLatency(bootstrap, [alert_topic], "last_event_at", 1)
+        if sc.loader and "gold" in jobs:
+            from connectors.delta_loader import lake_uri
+
+            watchers["gold_delta_after_window_end"] = GoldWatcher(  # type: ignore[assignment]
+                lake_uri(str(WORK / sc.name / "lake"), "gold_device_temperature_1m")
+            )
+        for w in watchers.values():
+            w.start()
+        for w in watchers.values():
+            w.ready.wait(30)
+        n_lat = int(half * latency_s)
+        print(f"[{sc.name}] latency run: {n_lat} events at {half:.0f}/s", flush=True)
+        files_before = _delta_files(WORK / sc.name / "lake")
+        t0 = time.monotonic()
+        gen.produce(bootstrap, n_lat, rate=half)
+        sent_s = time.monotonic() - t0
+        time.sleep(8)  # the last checkpoint's commit
+        for w in watchers.values():
+            w.stop_flag.set()
+            w.join(15)
+        files_after = _delta_files(WORK / sc.name / "lake")
+        sc.results["latency"] = {
+            "rate_events_per_s": round(half),
+            "achieved_send_rate": round(n_lat / sent_s),
+            **{
+                f"{k}_ms": {
+                    "n": len(w.latencies),
+                    "p50": _r(pct(w.latencies, 0.5)),
+                    "p95": _r(pct(w.latencies, 0.95)),
+                    "p99": _r(pct(w.latencies, 0.99)),
+                }
+                for k, w in watchers.items()
+            },
+        }
+        if sc.loader:
+            sc.results["latency"]["delta_files_per_min"] = round(
+                (files_after - files_before) / ((sent_s + 8) / 60), 1
+            )
+        sc.results["checkpoints"] = {jid: _checkpoints(plat, jid) for jid in job_ids}
+        print(f"[{sc.name}] {json.dumps(sc.results['latency'])}", flush=True)
+    finally:
+        for jid in job_ids:
+            try:
+                submit.cancel_job(plat, jid)
+            except Exception as exc:
+                print(f"[{sc.name}] cancel {jid}: {exc}")
+        if loader_proc is not None:
+            loader_proc.terminate()
+            loader_proc.wait(30)
+        kafka.delete_topics(bootstrap, topics)
+
+
+def _r(x: float | None) -> float | None:
+    return None if x is None else round(x, 1)
+
+
+def _expected_outputs(sc: Scenario, n: int, spec: LoadSpec) -> int:
+    """Records the first job writes for n Bronze events: all of them for the baseline; for
+    Silver each event goes to Silver or the DLQ, except dropped duplicates (about
+    duplicate_fraction of them)."""
+    if sc.jobs[0] == "passthrough":
+        return n
+    return int(n * (1 - spec.duplicate_fraction) * 0.995)
+
+
+def _roots() -> dict[str, int]:
+    out = {}
+    for name in ("kafka", "flink-jobmanager", "flink-taskmanager"):
+        proc = stack.owned(name)
+        if proc is not None:
+            out[name] = proc.pid
+    return out
+
+
+def _delta_files(root: Path) -> int:
+    return sum(1 for _ in root.rglob("*.parquet")) if root.exists() else 0
+
+
+def _checkpoints(plat: PlatformSettings, job_id: str) -> dict[str, Any]:
+    try:
+        cp = stack.rest_get(plat, f"/jobs/{job_id}/checkpoints")
+    except Exception:
+        return {}
+    s = cp.get("summary", {}).get("end_to_end_duration", {})
+    return {
+        "completed": cp.get("counts", {}).get("completed"),
+        "duration_ms_p50": s.get("p50"),
+        "duration_ms_max": s.get("max"),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Report
+
+
+def machine() -> dict[str, Any]:
+    cpu = next(
+        (
+            ln.split(":", 1)[1].strip()
+            for ln in Path("/proc/cpuinfo").read_text().splitlines()
+            if ln.startswith("model name")
+        ),
+        "?",
+    )
+    import importlib.metadata as md
+
+    return {
+        "cpus": os.cpu_count(),
+        "cpu_model": cpu,
+        "mem_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
+        "python": pyplatform.python_version(),
+        "apache-flink": md.version("apache-flink"),
+        "kafka": "4.1.1",
+        "deltalake": md.version("deltalake"),
+        "confluent-kafka": md.version("confluent-kafka"),
+    }
+
+
+def charts(results: dict[str, Any], stem: Path) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = []
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for name, r in results["scenarios"].items():
+        series = r.get("capacity", {}).get("series", [])
+        if len(series) > 1:
+            xs = [t for t, _ in series[1:]]
+            ys = [
+                (b - a) / max(tb - ta, 1e-9)
+                for (ta, a), (tb, b) in itertools.pairwise(series)
+            ]
+            ax.plot(xs, ys, label=name)
+    ax.set_xlabel("seconds since the jobs started")
+    ax.set_ylabel("committed output records / s")
+    ax.set_title("Throughput over time (pre-loaded Bronze)")
+    ax.legend()
+    fig.tight_layout()
+    p = stem.with_name(stem.name + "-throughput.png")
+    fig.savefig(p, dpi=110)
+    out.append(p.name)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    labels, p50, p95, p99 = [], [], [], []
+    for name, r in results["scenarios"].items():
+        for k, v in r.get("latency", {}).items():
+            if isinstance(v, dict) and v.get("p50") is not None:
+                labels.append(f"{name}\n{k.removesuffix('_ms')}")
+                p50.append(v["p50"])
+                p95.append(v["p95"])
+                p99.append(v["p99"])
+    xs = list(range(len(labels)))
+    w = 0.27
+    ax.bar([x - w for x in xs], p50, w, label="p50")
+    ax.bar(list(xs), p95, w, label="p95")
+    ax.bar([x + w for x in xs], p99, w, label="p99")
+    ax.set_xticks(list(xs), labels, fontsize=7)
+    ax.set_ylabel("ms from event creation to visible (read_committed)")
+    ax.set_title("End-to-end latency at half the measured capacity")
+    ax.legend()
+    fig.tight_layout()
+    p = stem.with_name(stem.name + "-latency.png")
+    fig.savefig(p, dpi=110)
+    out.append(p.name)
+    plt.close(fig)
+    return out
+
+
+def markdown(results: dict[str, Any], pngs: list[str]) -> str:
+    m = results["machine"]
+    lines = [
+        f"# Pipeline benchmark, {results['started_at']}",
+        "",
+        f"Machine: {m['cpus']} CPUs ({m['cpu_model']}), {m['mem_gib']} GiB; Python {m['python']}, "
+        f"Flink {m['apache-flink']} (PyFlink), Kafka {m['kafka']}, deltalake {m['deltalake']}. "
+        f"Everything on this one machine. Settings: {json.dumps(results['settings'])}.",
+        "",
+        "| scenario | steady events/s | catch-up s | CPU s / M events | silver/output p50 / p95 / p99 ms | alert p50 / p95 / p99 ms | Delta files/min |",
+        "| --- | ---: | ---: | ---: | --- | --- | ---: |",
+    ]
+    for name, r in results["scenarios"].items():
+        c, lat = r.get("capacity", {}), r.get("latency", {})
+
+        def trio(k: str, lat: dict[str, Any] = lat) -> str:
+            v = lat.get(k) or {}
+            return f"{v.get('p50')} / {v.get('p95')} / {v.get('p99')}" if v else "-"
+
+        lines.append(
+            f"| {name} | {c.get('steady_events_per_s')} | {c.get('catch_up_s')} | "
+            f"{c.get('cpu_s_per_million_events')} | {trio('silver_or_output_ms')} | {trio('alert_ms')} | "
+            f"{lat.get('delta_files_per_min', '-')} |"
+        )
+    lines += ["", "Ratios within this run:", ""]
+    for k, v in results["ratios"].items():
+        lines.append(f"- {k}: {v}")
+    lines += ["", "Peak RSS (MB) and CPU seconds per process during the capacity run:", ""]
+    for name, r in results["scenarios"].items():
+        c = r.get("capacity", {})
+        lines.append(f"- {name}: RSS {c.get('peak_rss_mb')}, CPU {c.get('cpu_s_by_process')}")
+    lines += ["", "Checkpoints (end-to-end duration):", ""]
+    for name, r in results["scenarios"].items():
+        lines.append(f"- {name}: {r.get('checkpoints')}")
+    lines += [""] + [f"![{p}]({p})" for p in pngs] + [""]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--events", type=int, default=400_000, help="pre-loaded events per scenario")
+    ap.add_argument("--latency-seconds", type=int, default=75)
+    ap.add_argument("--scenarios", default="baseline,pipeline_eo,pipeline_alo")
+    args = ap.parse_args()
+    plat = settings.load_platform()
+    if not stack.flink_healthy(plat):
+        raise SystemExit("no Flink cluster: run `make up` first (make bench does)")
+    spec = LoadSpec()
+    known = {
+        "baseline": Scenario("baseline", ["passthrough"]),
+        "pipeline_eo": Scenario("pipeline_eo", ["silver", "gold"], loader=True),
+        "pipeline_alo": Scenario("pipeline_alo", ["silver", "gold"], "at-least-once", loader=True),
+    }
+    started = datetime.now(UTC)
+    results: dict[str, Any] = {
+        "started_at": started.isoformat(timespec="seconds"),
+        "machine": machine(),
+        "settings": {
+            "events": args.events,
+            "latency_seconds": args.latency_seconds,
+            "checkpoint_interval_ms": plat.flink.checkpoint_interval_ms,
+            "parallelism": plat.flink.parallelism,
+            "load": spec.__dict__,
+        },
+        "scenarios": {},
+    }
+    for name in args.scenarios.split(","):
+        sc = known[name]
+        run_scenario(sc, plat, args.events, args.latency_seconds, spec)
+        results["scenarios"][name] = sc.results
+    cap = {
+        k: v.get("capacity", {}).get("steady_events_per_s") or 0
+        for k, v in results["scenarios"].items()
+    }
+    ratios = {}
+    if cap.get("baseline") and cap.get("pipeline_eo"):
+        ratios["pipeline_eo / baseline throughput"] = round(cap["pipeline_eo"] / cap["baseline"], 2)
+    if cap.get("pipeline_alo") and cap.get("pipeline_eo"):
+        ratios["exactly-once / at-least-once throughput"] = round(
+            cap["pipeline_eo"] / cap["pipeline_alo"], 2
+        )
+    ratios["ours / peer (PySpark Structured Streaming)"] = (
+        "not measured in this run (see the README)"
+    )
+    results["ratios"] = ratios
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    stem = RESULTS / f"{started.date().isoformat()}-pipeline"
+    pngs = charts(results, stem)
+    stem.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
+    stem.with_suffix(".md").write_text(markdown(results, pngs))
+    print(stem.with_suffix(".md").read_text())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
