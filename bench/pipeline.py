@@ -654,10 +654,7 @@ def charts(results: dict[str, Any], stem: Path) -> list[str]:
         series = r.get("capacity", {}).get("series", [])
         if len(series) > 1:
             xs = [t for t, _ in series[1:]]
-            ys = [
-                (b - a) / max(tb - ta, 1e-9)
-                for (ta, a), (tb, b) in itertools.pairwise(series)
-            ]
+            ys = [(b - a) / max(tb - ta, 1e-9) for (ta, a), (tb, b) in itertools.pairwise(series)]
             ax.plot(xs, ys, label=name)
     ax.set_xlabel("seconds since the jobs started")
     ax.set_ylabel("committed output records / s")
