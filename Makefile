@@ -76,7 +76,18 @@ test: setup ## unit, job (local executor + real broker) and integration (real cl
 	$(PY) -m jobs up
 	STREAMLAKE_PII_HASH_KEY=$(DEMO_PII_KEY) $(PY) -m pytest $(PYTEST_ARGS)
 
-bench: setup ## measure (not test): pipeline vs baseline, parsing options, loader; writes bench/results/
+# The benchmark's peer (PySpark Structured Streaming + Delta), in its own virtualenv: it is measured,
+# never imported by the pipeline. Its Kafka and Delta jars come from Maven Central at first start.
+PEER_PYSPARK := 4.0.0
+PEER_DELTA   := 4.0.0
+PEER_STAMP   := $(STACK)/peer-venv/.installed-$(PEER_PYSPARK)-$(PEER_DELTA)
+$(PEER_STAMP):
+	test -x $(STACK)/peer-venv/bin/python || $(PYTHON_BOOT) -m venv $(STACK)/peer-venv
+	$(STACK)/peer-venv/bin/pip install --quiet pyspark==$(PEER_PYSPARK) delta-spark==$(PEER_DELTA)
+	mvn --batch-mode --quiet -f bench/peer/pom.xml package
+	@touch $@
+
+bench: setup $(PEER_STAMP) ## measure (not test): pipeline vs baseline vs PySpark peer, loader, parsing; writes bench/results/
 	$(PY) -m jobs up
 	STREAMLAKE_PII_HASH_KEY=$(DEMO_PII_KEY) $(PY) -m bench.pipeline
 	$(PY) -m bench.loader

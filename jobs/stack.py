@@ -353,6 +353,8 @@ def flink_config(s: PlatformSettings) -> dict[str, Any]:
         "rest.bind-address": "127.0.0.1",
         "rest.port": f.rest_port,
         "rest.flamegraph.enabled": True,
+        # Metrics in the REST API (Web UI, the benchmark's progress) refresh every second.
+        "metrics.fetcher.update-interval": 1000,
         "parallelism.default": f.parallelism,
         "state.backend.type": f.state_backend,
         "execution.checkpointing.dir": (paths.FLINK_STATE / "checkpoints").as_uri(),
