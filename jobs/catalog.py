@@ -248,6 +248,11 @@ def passthrough(conf_dir: Path) -> SqlJob:
     )
 
 
+# Python DataStream jobs (not SQL files): submitted the same way, `flink run -py` on
+# jobs/flink_entry.py, which dispatches on the name.
+STREAM_JOBS = ("device_anomaly",)
+
+
 def jobs(conf_dir: Path | None = None) -> dict[str, SqlJob]:
     conf_dir = conf_dir or paths.CONF_DIR
     found = [demo_event_counts(conf_dir), silver(conf_dir), gold(conf_dir), passthrough(conf_dir)]

@@ -294,6 +294,10 @@ def run_gold(platform: PlatformSettings) -> dict[str, int]:
     job_id = submit.submit("gold", platform, bounded=True)
     print(f"\n== Gold: submitted gold as Flink job {job_id}")
     submit.wait_job(platform, job_id, {"FINISHED"}, timeout_s=300)
+    # The Python DataStream job: z-score and silence alerts per device, into the same topic.
+    job_id = submit.submit("device_anomaly", platform, bounded=True)
+    print(f"submitted device_anomaly (DataStream) as Flink job {job_id}")
+    submit.wait_job(platform, job_id, {"FINISHED"}, timeout_s=300)
     group = f"demo-reader-{uuid.uuid4().hex[:8]}"
     want: dict[str, int] = {}
     for table, spec in job.tables.items():
@@ -305,6 +309,10 @@ def run_gold(platform: PlatformSettings) -> dict[str, int]:
         kind = "upserts" if spec.upsert else "rows"
         print(f"{table:34} {len(records):5d} {kind}" + (f" -> {n} windows" if spec.upsert else ""))
         want[table] = n
+        if table == "alert_events":
+            rules = Counter(json.loads(v or b"{}").get("rule_id") for _k, v in records)
+            for rule, count in sorted(rules.items()):
+                print(f"  {rule:32} {count:5d}")
     return want
 
 

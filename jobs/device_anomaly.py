@@ -9,6 +9,8 @@ savepoints survive redeploys:
       -> event time and watermarks                         uid device_anomaly.event_time.pN
       -> drop the timestamp column                         uid device_anomaly.strip_time.pN
     union -> key by (tenant_id, device) -> detect          uid device_anomaly.detect
+      -> detection time as the record timestamp            uid device_anomaly.detection_time
+      -> drop the timestamp column                         uid device_anomaly.strip_detection_time
       -> KafkaSink, exactly-once, to the alert topic       uid device_anomaly.alert_sink
 
 Watermarks are per Silver partition. PyFlink's `from_source` ignores a Python TimestampAssigner
@@ -35,7 +37,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, field_validator
 from pyflink.datastream import FlatMapFunction, KeyedProcessFunction
 
 from jobs import config, paths, registry
@@ -77,17 +79,6 @@ class DeviceAnomalyConfig(config.Strict):
             raise ValueError("a topic name starting with alert_")
         return v
 
-    @model_validator(mode="after")
-    def _consistent(self) -> DeviceAnomalyConfig:
-        if self.zscore.rule_id == self.silence.rule_id:
-            raise ValueError("zscore.rule_id and silence.rule_id must differ")
-        if registry.duration_ms(self.state_ttl) <= registry.duration_ms(self.silence.after):
-            raise ValueError(
-                "state_ttl must be longer than silence.after, or a silent device's state "
-                "expires before its silence alert"
-            )
-        return self
-
 
 @dataclass(frozen=True)
 class Spec:
@@ -119,6 +110,17 @@ def load(conf_dir: Path) -> Spec:
         known = ", ".join(sorted(reg.event_types)) or "none"
         raise config.ConfigError(
             path, "event_type", f"a known event type ({known}), got {cfg.event_type!r}"
+        )
+    if cfg.silence.rule_id == cfg.zscore.rule_id:
+        raise config.ConfigError(
+            path,
+            "silence.rule_id",
+            f"a rule id other than zscore.rule_id, got {cfg.silence.rule_id!r}",
+        )
+    if registry.duration_ms(cfg.state_ttl) <= registry.duration_ms(cfg.silence.after):
+        # A device's state would expire before its silence alert is due.
+        raise config.ConfigError(
+            path, "state_ttl", f"a duration longer than silence.after, got {cfg.state_ttl!r}"
         )
     fields = et.silver_fields()
     for key, want in (("key_field", _KEYLIKE), ("value_field", _NUMERIC)):
@@ -172,8 +174,11 @@ def format_ltz(ms: int) -> str:
     return f"{dt.year:04d}-{dt.month:02d}-{dt.day:02d}T{dt:%H:%M:%S}{tail}Z"
 
 
-# The alert row: the value written to the alert topic, field for field the SQL alerts' columns.
-# The first three fields are also the Kafka key (see _alert_sink).
+# The alert row: the value written to the alert topic, field for field the columns of the SQL
+# alerts on that topic (sql/gold/alert_sink.sql) and of the loader's alert_events table
+# (jobs/lake.py ALERT_SCHEMA): measures is ARRAY<ROW<name STRING, value DOUBLE>>, timestamps are
+# TIMESTAMP_LTZ(3) as Flink's json format writes them. The first three fields are also the Kafka
+# key, as the SQL alerts' key.fields (tenant_id;rule_id;alert_key) write it (see build()).
 ALERT_FIELDS = (
     "tenant_id",
     "rule_id",
@@ -192,16 +197,22 @@ def _types() -> Any:
     from pyflink.common import Types
 
     class T:
-        key = Types.ROW([Types.STRING(), Types.STRING()])  # (tenant_id, device)
-        reading = Types.ROW([Types.STRING(), Types.LONG(), Types.DOUBLE()])  # event id, at, value
-        keyed = Types.ROW([key, reading])
+        # Every Row type is named: a Python worker on a cluster has no JVM to ask for the names of
+        # an unnamed one (RowTypeInfo.get_field_names), and fails when it builds a coder for it.
+        key = Types.ROW_NAMED(["tenant_id", "device"], [Types.STRING(), Types.STRING()])
+        reading = Types.ROW_NAMED(
+            ["event_id", "event_at", "value"], [Types.STRING(), Types.LONG(), Types.DOUBLE()]
+        )
+        keyed = Types.ROW_NAMED(["key", "reading"], [key, reading])
         timed = Types.TUPLE([keyed, Types.LONG()])
         # Timestamps are rendered to strings in Python (format_ltz); the JSON is the same.
+        measure = Types.ROW_NAMED(["name", "value"], [Types.STRING(), Types.DOUBLE()])
         alert = Types.ROW_NAMED(
             list(ALERT_FIELDS),
-            [Types.STRING()] * 7 + [Types.MAP(Types.STRING(), Types.DOUBLE()), Types.STRING()],
+            [Types.STRING()] * 7 + [Types.OBJECT_ARRAY(measure), Types.STRING()],
         )
         alert_key = Types.ROW_NAMED(list(KEY_FIELDS), [Types.STRING()] * 3)
+        detected = Types.TUPLE([alert, Types.LONG()])
 
     return T
 
@@ -261,89 +272,107 @@ class DetectorSpec:
 class Detect(KeyedProcessFunction):  # type: ignore[misc]
     """Per (tenant_id, device): rolling statistics, z-score alerts and silence alerts.
 
-    State (every descriptor with the TTL):
-      pending   MapState event_at -> readings not yet applied (waiting for the watermark)
-      stats     (count, mean, m2, last_event_at) over the applied readings (Welford)
-      silence   the event time at which the device counts as silent, while armed
+    One value state per device (with the state TTL), so that each reading and each timer costs
+    one state read and one write:
+      count, mean, m2   Welford's running statistics of the applied readings
+      last_at           event time of the last applied reading
+      armed_at          the event time at which the device counts as silent, while armed
+      done_at           the latest event time the device's timers have processed
+      pending           readings not applied yet, (event_at, event_id, value)
 
-    A reading is buffered and an event-time timer is set at its time; when the watermark passes
-    it, the timer applies the readings of that millisecond in event-id order. So readings are
-    applied in event-time order whatever order they arrived in. The silence timer is set at
-    last_event_at + silence.after; a reading at or before that time re-arms it, otherwise the
-    device is silent, once. Timers are never deleted (a deleted timer could be a pending reading's
-    timer too); a timer that is no longer the armed one does nothing.
+    A reading is buffered and gets two event-time timers: one at its time, which applies it once
+    the watermark passes it (the readings of one millisecond in event-id order), so readings are
+    applied in event-time order whatever order they arrived in; and one silence.after later, its
+    possible silence deadline. Applying a reading arms the silence at that deadline; when the
+    watermark passes the armed deadline with no reading at or before it, one silence alert.
+
+    Timers are set only in process_element, never in on_timer: PyFlink registers a timer set in
+    on_timer only after the other timers of the watermark step in progress (out of order), and at
+    the end of a bounded input it can drop it (AbstractPythonFunctionOperator.advanceWatermark
+    stops draining new timers when the fired ones exactly fill bundles of
+    python.fn-execution.bundle.size; measured: 1,000 readings of 200 devices gave no silence
+    alerts). Timers are not deleted either; one that is no longer needed finds nothing to do.
+
+    A reading is late when it is at or behind the watermark, or at or behind done_at: watermarks
+    are not part of a checkpoint, so after a restore the watermark starts from nothing, and
+    without done_at a reading the job had already passed by would be applied out of order.
     """
 
     def __init__(self, spec: DetectorSpec) -> None:
         self.spec = spec
-        self.pending: Any = None
-        self.stats: Any = None
-        self.silence: Any = None
+        self.device: Any = None
         self.late: Any = None
 
     def open(self, runtime_context: Any) -> None:
         from pyflink.common import Time, Types
-        from pyflink.datastream.state import (
-            MapStateDescriptor,
-            StateTtlConfig,
-            ValueStateDescriptor,
-        )
+        from pyflink.datastream.state import StateTtlConfig, ValueStateDescriptor
 
+        # ReturnExpiredIfNotCleanedUp, not NeverReturnExpired: PyFlink turns its Python-side state
+        # cache off for the whole operator when a state never returns expired values (see
+        # pyflink/fn_execution/state_impl.py, enable_time_to_live), and every access becomes a
+        # round trip to the JVM (measured: ~300 readings/s). The TTL is here to free the state of
+        # devices that are gone; a day-old value read just before its cleanup is harmless.
         ttl = (
             StateTtlConfig.new_builder(Time.milliseconds(self.spec.state_ttl_ms))
             .set_update_type(StateTtlConfig.UpdateType.OnCreateAndWrite)
-            .set_state_visibility(StateTtlConfig.StateVisibility.NeverReturnExpired)
+            .set_state_visibility(StateTtlConfig.StateVisibility.ReturnExpiredIfNotCleanedUp)
             .build()
         )
-        pending = MapStateDescriptor(
-            "pending", Types.LONG(), Types.LIST(Types.ROW([Types.STRING(), Types.DOUBLE()]))
+        # Named: see _types().
+        pending = Types.LIST(
+            Types.ROW_NAMED(
+                ["event_at", "event_id", "value"], [Types.LONG(), Types.STRING(), Types.DOUBLE()]
+            )
         )
-        stats = ValueStateDescriptor(
-            "stats", Types.TUPLE([Types.LONG(), Types.DOUBLE(), Types.DOUBLE(), Types.LONG()])
+        long, double = Types.LONG(), Types.DOUBLE()
+        device = ValueStateDescriptor(
+            "device",
+            Types.ROW_NAMED(
+                ["count", "mean", "m2", "last_at", "armed_at", "done_at", "pending"],
+                [long, double, double, long, long, long, pending],
+            ),
         )
-        silence = ValueStateDescriptor("silence", Types.LONG())
-        for d in (pending, stats, silence):
-            d.enable_time_to_live(ttl)
-        self.pending = runtime_context.get_map_state(pending)
-        self.stats = runtime_context.get_state(stats)
-        self.silence = runtime_context.get_state(silence)
-        metrics = runtime_context.get_metrics_group()
-        self.late = metrics.counter("late_readings")
+        device.enable_time_to_live(ttl)
+        self.device = runtime_context.get_state(device)
+        self.late = runtime_context.get_metrics_group().counter("late_readings")
 
     def process_element(self, value: Any, ctx: Any) -> Iterator[Any]:
-        event_id, at, reading = value[0], value[1], value[2]
-        if at <= ctx.timer_service().current_watermark():
-            self.late.inc()
-            return
-        waiting = self.pending.get(at)
         from pyflink.common import Row
 
-        entry = Row(event_id, reading)
-        self.pending.put(at, [*waiting, entry] if waiting else [entry])
-        ctx.timer_service().register_event_time_timer(at)
+        event_id, at, reading = value[0], value[1], value[2]
+        timers = ctx.timer_service()
+        d = self.device.value()
+        done = d[5] if d is not None else None
+        if at <= timers.current_watermark() or (done is not None and at <= done):
+            self.late.inc()
+            return
+        entry = Row(at, event_id, reading)
+        if d is None:
+            d = Row(0, 0.0, 0.0, None, None, None, [entry])
+        else:
+            d = Row(d[0], d[1], d[2], d[3], d[4], d[5], [*(d[6] or ()), entry])
+        self.device.update(d)
+        timers.register_event_time_timer(at)
+        timers.register_event_time_timer(at + self.spec.silence_ms)
         yield from ()
 
     def on_timer(self, timestamp: int, ctx: Any) -> Iterator[Any]:
+        # The watermark has passed `timestamp`: every on-time reading up to it is here. Walk the
+        # due readings in event-time order; a device is silent when its armed deadline passes
+        # with no reading at or before it.
+        from pyflink.common import Row
+
         spec = self.spec
-        tenant, device = ctx.get_current_key()
-        waiting = self.pending.get(timestamp)
-        armed = self.silence.value()
-        state = self.stats.value()
-        if armed is not None and ((armed == timestamp and not waiting) or armed < timestamp):
-            # Silent until `armed`: no reading at or before it. PyFlink registers a timer set in
-            # on_timer only after the watermark step in progress has fired its other timers, so
-            # a reading after the gap can come first; either order gives this one alert.
-            self.silence.clear()
-            if state is not None:
-                silence = {"silence_ms": float(spec.silence_ms)}
-                yield self._alert(
-                    tenant, device, spec.silence_rule_id, "silence", state[3], silence
-                )
-        if not waiting:
+        d = self.device.value()
+        if d is None:  # expired
             return
-        self.pending.remove(timestamp)
-        n, mean, m2 = (state[0], state[1], state[2]) if state is not None else (0, 0.0, 0.0)
-        for _event_id, x in sorted((r[0], r[1]) for r in waiting):
+        tenant, device = ctx.get_current_key()
+        n, mean, m2, last, armed, _done, waiting = d[0], d[1], d[2], d[3], d[4], d[5], d[6]
+        waiting = waiting or []
+        due = sorted((r[0], r[1], r[2]) for r in waiting if r[0] <= timestamp)
+        for at, _event_id, x in due:
+            if armed is not None and armed < at:
+                yield self._silence(tenant, device, last)
             if n >= spec.min_samples:
                 std = math.sqrt(m2 / (n - 1))
                 if std > 0:
@@ -351,16 +380,23 @@ class Detect(KeyedProcessFunction):  # type: ignore[misc]
                     if abs(z) > spec.k:
                         measures = {"value": x, "mean": mean, "std": std, "z": z, "count": n}
                         yield self._alert(
-                            tenant, device, spec.zscore_rule_id, "zscore", timestamp, measures
+                            tenant, device, spec.zscore_rule_id, "zscore", at, measures
                         )
             n += 1
             delta = x - mean
             mean += delta / n
             m2 += delta * (x - mean)
-        self.stats.update((n, mean, m2, timestamp))
-        deadline = timestamp + spec.silence_ms
-        self.silence.update(deadline)
-        ctx.timer_service().register_event_time_timer(deadline)
+            last, armed = at, at + spec.silence_ms
+        if armed is not None and armed <= timestamp:
+            yield self._silence(tenant, device, last)
+            armed = None
+        rest = [r for r in waiting if r[0] > timestamp] if due else waiting
+        self.device.update(Row(n, mean, m2, last, armed, timestamp, rest))
+
+    def _silence(self, tenant: str, device: str, last: int | None) -> Any:
+        assert last is not None  # armed only after a reading
+        measures = {"silence_ms": float(self.spec.silence_ms)}
+        return self._alert(tenant, device, self.spec.silence_rule_id, "silence", last, measures)
 
     def _alert(
         self,
@@ -371,11 +407,12 @@ class Detect(KeyedProcessFunction):  # type: ignore[misc]
         at_ms: int,
         measures: dict[str, float],
     ) -> Any:
+        """(alert row, detected_at in epoch ms); the second becomes the Kafka record's timestamp."""
         from pyflink.common import Row
 
         at = format_ltz(at_ms)
-        now = format_ltz((datetime.now(UTC) - _EPOCH) // _MS)
-        return Row(
+        now_ms = (datetime.now(UTC) - _EPOCH) // _MS
+        row = Row(
             tenant,
             rule_id,
             device,
@@ -383,9 +420,10 @@ class Detect(KeyedProcessFunction):  # type: ignore[misc]
             self.spec.event_type,
             at,
             at,
-            {k: float(v) for k, v in measures.items()},
-            now,
+            [Row(name, float(v)) for name, v in measures.items()],
+            format_ltz(now_ms),
         )
+        return row, now_ms
 
 
 # ---- wiring ----------------------------------------------------------------------------------------
@@ -483,7 +521,7 @@ def build(
             .set_parallelism(1)
         )
         # The timestamp parsed above (tuple field 1) becomes the record's event time; the
-        # generator is Java, per partition: bounded disorder, idle after idle_timeout.
+        # watermark generator is Java, one per partition.
         j_timed = parsed._j_data_stream.assignTimestampsAndWatermarks(
             watermarks._j_watermark_strategy.withTimestampAssigner(
                 py_eventtime.CustomTimestampAssigner()
@@ -501,7 +539,7 @@ def build(
     # the parse step already put the key first, so no extra Python hop is needed.
     j_keyed = union._j_data_stream.keyBy(
         jvm.org.apache.flink.streaming.api.functions.python.KeyByKeySelector(),
-        Types.ROW([t.key]).get_java_type_info(),
+        Types.ROW_NAMED(["key"], [t.key]).get_java_type_info(),
     )
     keyed = KeyedStream(j_keyed, t.reading, union)
     alerts = (
@@ -517,11 +555,24 @@ def build(
                     state_ttl_ms=spec.state_ttl_ms,
                 )
             ),
-            output_type=t.alert,
+            output_type=t.detected,
         )
         .name("detect anomalies")
         .uid(f"{JOB_NAME}.detect")
     )
+    # An alert leaves with its detection time as the Kafka record timestamp, not the event time the
+    # keyed timer gave it: the broker's time retention counts from record timestamps, and would
+    # delete at once the alerts about readings older than retention.ms (a backfill, a replay).
+    j_stamped = alerts._j_data_stream.assignTimestampsAndWatermarks(
+        WatermarkStrategy.no_watermarks()._j_watermark_strategy.withTimestampAssigner(
+            py_eventtime.CustomTimestampAssigner()
+        )
+    )
+    j_stamped.name("detection time").uid(f"{JOB_NAME}.detection_time")
+    j_alerts = j_stamped.map(
+        py_eventtime.RemoveTimestampMapFunction(), t.alert.get_java_type_info()
+    )
+    j_alerts.name("strip detection time").uid(f"{JOB_NAME}.strip_detection_time")
     # The key is the JSON object of the row's first three fields (tenant_id, rule_id, alert_key),
     # the bytes the SQL alerts' json key format writes, so one alert key stays on one partition.
     record = (
@@ -544,11 +595,21 @@ def build(
         .set_property("transaction.timeout.ms", str(platform.sinks.transaction_timeout_ms))
         .build()
     )
-    return alerts.sink_to(sink).name(f"alerts to {spec.output_topic}").uid(f"{JOB_NAME}.alert_sink")
+    return (
+        DataStream(j_alerts)
+        .sink_to(sink)
+        .name(f"alerts to {spec.output_topic}")
+        .uid(f"{JOB_NAME}.alert_sink")
+    )
 
 
 def stream_env(
-    platform: PlatformSettings, *, name: str, local: bool, parallelism: int | None = None
+    platform: PlatformSettings,
+    *,
+    name: str,
+    local: bool,
+    parallelism: int | None = None,
+    extra: Mapping[str, str] | None = None,
 ) -> Any:
     """A StreamExecutionEnvironment with the platform's settings (the DataStream twin of
     flinkenv.table_env): exactly-once checkpoints; locally, the connector jars and fail-fast."""
@@ -562,11 +623,21 @@ def stream_env(
         "parallelism.default": str(parallelism or platform.flink.parallelism),
         "execution.checkpointing.interval": f"{platform.flink.checkpoint_interval_ms} ms",
         "execution.checkpointing.mode": "EXACTLY_ONCE",
+        # Python operators exchange records and timers with the JVM in bundles; the default 1,000
+        # makes that exchange the bottleneck (measured 2.2x the throughput with 10,000). A bundle
+        # still ends after python.fn-execution.bundle.time (1 s) and at every checkpoint.
+        "python.fn-execution.bundle.size": "10000",
+        # Keyed state the Python worker keeps cached, in entries (one per device here). Beyond it
+        # every access is a round trip to the JVM: with the default 1,000 and 5,000 devices a
+        # subtask, 243 readings/s; with 20,000, 715/s (200 devices: 2,600/s). Size it above the
+        # devices one subtask owns.
+        "python.state.cache-size": "20000",
+        **(extra or {}),
     }
     if local:
-        settings["restart-strategy.type"] = "fixed-delay"
-        settings["restart-strategy.fixed-delay.attempts"] = "1"
-        settings["restart-strategy.fixed-delay.delay"] = "1 s"
+        settings.setdefault("restart-strategy.type", "fixed-delay")
+        settings.setdefault("restart-strategy.fixed-delay.attempts", "1")
+        settings.setdefault("restart-strategy.fixed-delay.delay", "1 s")
         settings["python.executable"] = paths.python_executable()
     conf = Configuration()
     for k, v in settings.items():
@@ -585,10 +656,11 @@ def run(
     bounded: bool,
     parallelism: int | None = None,
     stop_offsets: Mapping[int, int] | None = None,
+    extra: Mapping[str, str] | None = None,
 ) -> Any:
     """Build and start the job; return its JobClient (`.get_job_execution_result().result()`
     waits for a bounded run to finish)."""
     spec = load(conf_dir)
-    env = stream_env(platform, name=JOB_NAME, local=local, parallelism=parallelism)
+    env = stream_env(platform, name=JOB_NAME, local=local, parallelism=parallelism, extra=extra)
     build(env, spec, platform, bounded=bounded, stop_offsets=stop_offsets)
     return env.execute_async(JOB_NAME)

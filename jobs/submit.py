@@ -28,7 +28,13 @@ def submit(
 
     With `savepoint`, the job starts from that savepoint (its parallelism may differ).
     """
-    job = catalog.get(job_name, conf_dir)  # fail fast, before starting a JVM, on bad config
+    # Fail fast, before starting a JVM, on bad config.
+    if job_name in catalog.STREAM_JOBS:
+        from jobs import device_anomaly
+
+        device_anomaly.load(conf_dir or paths.CONF_DIR)
+    else:
+        catalog.get(job_name, conf_dir)
     if not stack.flink_healthy(platform):
         raise stack.StackError(
             f"no healthy Flink cluster at {platform.flink.rest_url}: run `make up`"
@@ -46,7 +52,7 @@ def submit(
         "-pyclientexec",
         py,
         # The first positional ends flink's own options; everything after goes to the script.
-        job.name,
+        job_name,
     ]
     if conf_dir:
         argv += ["--conf", str(conf_dir)]

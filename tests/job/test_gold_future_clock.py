@@ -1,5 +1,6 @@
 """One event stamped hours in the future, end to end (Bronze -> Silver -> Gold): Silver rejects
-it (DLQ, event_time_in_future) before any watermark sees it, so no on-time event becomes late."""
+it (DLQ, event_time_in_future) before any watermark sees it, so no on-time event becomes late.
+A duplicate on the way is dropped by Silver and counted once in Gold."""
 
 from __future__ import annotations
 
@@ -44,6 +45,7 @@ def test_a_future_clock_drops_no_on_time_event_as_late(
             )
         future = {**events[0], "event_id": "from-the-future", "event_time": now + 3 * 3_600_000}
         events.insert(100, future)
+        events.insert(150, dict(events[60]))  # a producer retry: Silver drops it, Gold counts once
         kafka.produce(
             bootstrap,
             gc.sc.bronze("acme"),
@@ -72,9 +74,11 @@ def test_a_future_clock_drops_no_on_time_event_as_late(
         assert out["late"] == []
         # Had the future event reached the watermark, every event after it would be late.
         rows = to_rows(silver)
-        poisoned = (
-            [*rows[:100], {**rows[0], "t": future["event_time"], "event_id": "x"}, *rows[100:]]
-        )
+        poisoned = [
+            *rows[:100],
+            {**rows[0], "t": future["event_time"], "event_id": "x"},
+            *rows[100:],
+        ]
         assert len(oracle.split_late(poisoned, BOUND_MS)[1]) == 140
         tumble = oracle.gold(rows, BOUND_MS, oracle_aggregate("t_tumble"))
         assert sum(r["readings"] for r in tumble.values()) == 240
