@@ -694,6 +694,8 @@ def run_scenario(
                 (files_after - files_before) / ((sent_s + 8) / 60), 1
             )
         sc.results["checkpoints"] = {jid: _checkpoints(plat, jid) for jid in job_ids}
+        if job_ids:
+            sc.results["profile"] = profile(plat, job_ids[0])
         print(f"[{sc.name}] {json.dumps(sc.results['latency'])}", flush=True)
     finally:
         for jid in job_ids:
@@ -777,6 +779,58 @@ def _roots() -> dict[str, int]:
 
 def _delta_files(root: Path) -> int:
     return sum(1 for _ in root.rglob("*.parquet")) if root.exists() else 0
+
+
+def profile(plat: PlatformSettings, job_id: str) -> dict[str, Any]:
+    """Where the first job's time goes: busy time per vertex, and the hottest frames of the
+    busiest one (Flink's on-CPU flame graph, sampled through the REST API)."""
+    out: dict[str, Any] = {"vertices": []}
+    try:
+        job = stack.rest_get(plat, f"/jobs/{job_id}")
+        busiest, most = None, -1.0
+        for v in job["vertices"]:
+            got = stack.rest_get(
+                plat,
+                f"/jobs/{job_id}/vertices/{v['id']}/subtasks/metrics"
+                "?get=busyTimeMsPerSecond,backPressuredTimeMsPerSecond&agg=max",
+            )
+            m = {g["id"]: g.get("max") for g in got}
+            busy = float(m.get("busyTimeMsPerSecond") or 0)
+            out["vertices"].append(
+                {
+                    "name": v["name"][:120],
+                    "busy_ms_per_s": busy,
+                    "backpressured_ms_per_s": m.get("backPressuredTimeMsPerSecond"),
+                }
+            )
+            if busy > most:
+                busiest, most = v["id"], busy
+        url = f"/jobs/{job_id}/vertices/{busiest}/flamegraph?type=on_cpu"
+        stack.rest_get(plat, url)  # the first request starts the sampling
+        time.sleep(6)
+        tree = stack.rest_get(plat, url).get("data", {})
+        inclusive: dict[str, int] = {}
+
+        def walk(n: dict[str, Any]) -> None:
+            name = str(n.get("name", "?"))
+            inclusive[name] = inclusive.get(name, 0) + int(n.get("value", 0))
+            for c in n.get("children", []):
+                walk(c)
+
+        walk(tree)
+        total = max(int(tree.get("value", 0)), 1)
+        hot = sorted(
+            (
+                (v, k)
+                for k, v in inclusive.items()
+                if "flink.table" in k or "jackson" in k or "jsonpath" in k or "regex" in k
+            ),
+            reverse=True,
+        )[:15]
+        out["busiest_frames_share"] = [(round(v / total, 3), k[:140]) for v, k in hot]
+    except Exception as exc:
+        out["error"] = str(exc)[:300]
+    return out
 
 
 def _checkpoints(plat: PlatformSettings, job_id: str) -> dict[str, Any]:
@@ -906,6 +960,19 @@ def markdown(results: dict[str, Any], pngs: list[str]) -> str:
     for name, r in results["scenarios"].items():
         c = r.get("capacity", {})
         lines.append(f"- {name}: RSS {c.get('peak_rss_mb')}, CPU {c.get('cpu_s_by_process')}")
+    lines += [
+        "",
+        "Where the time goes (first job: busy ms/s per vertex; hottest frames of the busiest):",
+        "",
+    ]
+    for name, r in results["scenarios"].items():
+        prof = r.get("profile") or {}
+        for v in prof.get("vertices", []):
+            lines.append(
+                f"- {name}: {v['busy_ms_per_s']:.0f} ms/s busy, {v['backpressured_ms_per_s']} ms/s back-pressured: `{v['name']}`"
+            )
+        for share, frame in prof.get("busiest_frames_share", [])[:8]:
+            lines.append(f"  - {share:.0%} `{frame}`")
     lines += ["", "Checkpoints (end-to-end duration):", ""]
     for name, r in results["scenarios"].items():
         lines.append(f"- {name}: {r.get('checkpoints')}")
@@ -915,7 +982,10 @@ def markdown(results: dict[str, Any], pngs: list[str]) -> str:
 
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--events", type=int, default=1_000_000, help="pre-loaded events per scenario")
+    ap.add_argument("--events", type=int, default=1_000_000, help="pre-loaded events, baseline")
+    ap.add_argument(
+        "--pipeline-events", type=int, default=60_000, help="pre-loaded events, pipeline scenarios"
+    )
     ap.add_argument("--peer-events", type=int, default=300_000, help="pre-loaded events, peer")
     ap.add_argument("--latency-seconds", type=int, default=75)
     ap.add_argument("--scenarios", default="baseline,pipeline_eo,pipeline_alo,peer")
@@ -938,6 +1008,7 @@ def main() -> int:
         "settings": {
             "events": args.events,
             "peer_events": args.peer_events,
+            "pipeline_events": args.pipeline_events,
             "latency_seconds": args.latency_seconds,
             "checkpoint_interval_ms": plat.flink.checkpoint_interval_ms,
             "parallelism": plat.flink.parallelism,
@@ -947,7 +1018,13 @@ def main() -> int:
     }
     for name in args.scenarios.split(","):
         sc = known[name]
-        n = args.peer_events if sc.peer else args.events
+        n = (
+            args.peer_events
+            if sc.peer
+            else args.events
+            if name == "baseline"
+            else args.pipeline_events
+        )
         run_scenario(sc, plat, n, args.latency_seconds, spec)
         results["scenarios"][name] = sc.results
     cap = {
