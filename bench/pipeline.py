@@ -589,6 +589,8 @@ def run_scenario(
         if sc.peer:
             peer_proc = start_peer(bootstrap, bronze, peer_lake, WORK / sc.name)
             roots["peer-spark"] = peer_proc.pid
+        # A cancelled job of the previous scenario can hold its slot for a while.
+        wait_for_free_slots(plat, 0 if sc.peer else len(sc.jobs))
         for name in [] if sc.peer else sc.jobs:
             job_ids.append(submit.submit(name, plat, conf_dir=conf))
         for jid in job_ids:
@@ -700,7 +702,7 @@ def run_scenario(
     finally:
         for jid in job_ids:
             try:
-                submit.cancel_job(plat, jid)
+                submit.cancel_job(plat, jid, timeout_s=240)
             except Exception as exc:
                 print(f"[{sc.name}] cancel {jid}: {exc}")
         for proc in (loader_proc, peer_proc):
@@ -779,6 +781,14 @@ def _roots() -> dict[str, int]:
 
 def _delta_files(root: Path) -> int:
     return sum(1 for _ in root.rglob("*.parquet")) if root.exists() else 0
+
+
+def wait_for_free_slots(plat: PlatformSettings, n: int, timeout_s: float = 300) -> None:
+    deadline = time.monotonic() + timeout_s
+    while int(stack.rest_get(plat, "/overview").get("slots-available", 0)) < n:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"fewer than {n} free task slots after {timeout_s:.0f}s")
+        time.sleep(1)
 
 
 def profile(plat: PlatformSettings, job_id: str) -> dict[str, Any]:
@@ -987,7 +997,7 @@ def main() -> int:
         "--pipeline-events", type=int, default=60_000, help="pre-loaded events, pipeline scenarios"
     )
     ap.add_argument("--peer-events", type=int, default=300_000, help="pre-loaded events, peer")
-    ap.add_argument("--latency-seconds", type=int, default=75)
+    ap.add_argument("--latency-seconds", type=int, default=45)
     ap.add_argument("--scenarios", default="baseline,pipeline_eo,pipeline_alo,peer")
     args = ap.parse_args()
     plat = settings.load_platform()

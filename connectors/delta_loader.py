@@ -367,6 +367,10 @@ class Loader:
                 "table_name": pa.array([sink.table] * n, pa.string()),
                 "tenant_id": g.column("tenant_id"),
                 "input_rows": pa.array([fetched] * n, pa.int64()),
+                # Records of the batch already in the table (a replay after a crash or a
+                # rebalance), skipped by the app-transaction check. Duplicate events are dropped
+                # earlier, by the Silver job: audit_silver_counts counts those.
+                "duplicates": pa.array([fetched - written.num_rows] * n, pa.int64()),
                 "output_rows": g.column("kafka_offset_count").cast(pa.int64()),
                 "dlq_rows": g.column("kafka_offset_count").cast(pa.int64())
                 if sink.audit_kind == "dlq"

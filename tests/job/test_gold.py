@@ -335,6 +335,7 @@ def load_lake(gc: GoldConf, bootstrap: str, root: Path) -> list[Any]:
         flush_rows=3,
         flush_ms=200,
         instance_id=f"l-{gc.sc.uid}",
+        audit_uri=str(root / "audit_loader_batches"),
     )
     loader.run(idle_exit_s=3)
     return sinks
@@ -377,6 +378,11 @@ def check_delta(gc: GoldConf, bootstrap: str, rows: list[dict[str, Any]], tmp_la
             assert got[key]["readings"] == w["readings"]
     _on_time, late = oracle.split_late(orows, BOUND_MS)
     assert read_delta(by_table["late_device_telemetry"].uri).num_rows == len(late)
+    # The loader's batch audit counts late rows per commit.
+    audit = read_delta(str(tmp_lake / "audit_loader_batches")).to_pylist()
+    late_audit = [r for r in audit if r["table_name"] == "late_device_telemetry"]
+    assert sum(r["late_rows"] for r in late_audit) == len(late)
+    assert all(r["output_rows"] == r["late_rows"] and r["duplicates"] == 0 for r in late_audit)
     assert read_delta(by_table["alert_events"].uri).num_rows > 0
     versions = {s.table: DeltaTable(s.uri).version() for s in sinks}
     # Replaying the same offsets (a fresh consumer group) adds no rows and no versions.
