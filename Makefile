@@ -92,6 +92,7 @@ bench: setup $(PEER_STAMP) ## measure (not test): pipeline vs baseline vs PySpar
 	STREAMLAKE_PII_HASH_KEY=$(DEMO_PII_KEY) $(PY) -m bench.pipeline
 	$(PY) -m bench.loader
 	$(PY) -m bench.silver_parse
+	STREAMLAKE_PII_HASH_KEY=$(DEMO_PII_KEY) $(PY) -m bench.silver_plan
 
 lint: venv ## ruff, ruff format --check, mypy
 	$(VENV)/bin/ruff check .

@@ -614,6 +614,9 @@ def rule_params(rule: AlertRule) -> dict[str, str]:
             "defines": ",\n        ".join(
                 f"{v} AS {_cond(c, v)}" for v, c in zip(vars_, rule.steps, strict=True)
             ),
+            "any_step": " OR ".join(
+                f"({_ident(c.field)} {c.op} {_literal(c.value)})" for c in rule.steps
+            ),
             "first_var": vars_[0],
             "last_var": vars_[-1],
             "steps": str(len(vars_)),

@@ -3,9 +3,12 @@
 -- ===== alert rule ${rule_id} (sequence of ${steps} steps within ${within}): ${description} =====
 SELECT CAST('${rule_id}' AS STRING) AS rule_id, CAST('sequence' AS STRING) AS rule_kind, tenant_id,
        CAST('${event_type}' AS STRING) AS event_type, ${alert_key} AS alert_key, first_event_at, last_event_at,
-       ARRAY[ROW(CAST('events' AS STRING), CAST(matched AS DOUBLE))] AS `measures`,
+       ARRAY[ROW(CAST('step_events' AS STRING), CAST(matched AS DOUBLE))] AS `measures`,
        CURRENT_TIMESTAMP AS detected_at
-FROM ontime_${event_type}
+-- Only rows that meet some step can take part, so only they enter the pattern: every other row
+-- would sit in each open partial match's gap (X*?) until WITHIN expires, and the matcher's state
+-- and work would grow with the key's event rate.
+FROM (SELECT * FROM ontime_${event_type} WHERE ${any_step})
 MATCH_RECOGNIZE (
     PARTITION BY tenant_id, ${key}
     ORDER BY event_at

@@ -454,9 +454,12 @@ INSERT INTO alert_events
 -- ===== alert rule device_degraded_then_failed (sequence of 2 steps within 10min): A device reports degraded and then failed within 10 minutes. =====
 SELECT CAST('device_degraded_then_failed' AS STRING) AS rule_id, CAST('sequence' AS STRING) AS rule_kind, tenant_id,
        CAST('device_telemetry' AS STRING) AS event_type, CAST(`device_id` AS STRING) AS alert_key, first_event_at, last_event_at,
-       ARRAY[ROW(CAST('events' AS STRING), CAST(matched AS DOUBLE))] AS `measures`,
+       ARRAY[ROW(CAST('step_events' AS STRING), CAST(matched AS DOUBLE))] AS `measures`,
        CURRENT_TIMESTAMP AS detected_at
-FROM ontime_device_telemetry
+-- Only rows that meet some step can take part, so only they enter the pattern: every other row
+-- would sit in each open partial match's gap (X*?) until WITHIN expires, and the matcher's state
+-- and work would grow with the key's event rate.
+FROM (SELECT * FROM ontime_device_telemetry WHERE (`status` = 'degraded') OR (`status` = 'failed'))
 MATCH_RECOGNIZE (
     PARTITION BY tenant_id, `device_id`
     ORDER BY event_at
