@@ -898,7 +898,7 @@ def charts(results: dict[str, Any], stem: Path) -> list[str]:
             ys = [(b - a) / max(tb - ta, 1e-9) for (ta, a), (tb, b) in itertools.pairwise(series)]
             ax.plot(xs, ys, label=name)
     ax.set_xlabel("seconds since the jobs started")
-    ax.set_ylabel("committed output records / s")
+    ax.set_ylabel("input events processed / s (Flink: source metric; Spark: committed batches)")
     ax.set_title("Throughput over time (pre-loaded Bronze)")
     ax.legend()
     fig.tight_layout()
