@@ -755,17 +755,6 @@ def start_peer(
     return proc
 
 
-def _delta_rows(uri: Path) -> int:
-    import pyarrow as pa
-    from deltalake import DeltaTable
-
-    try:
-        adds = pa.table(DeltaTable(str(uri)).get_add_actions(flatten=True))
-    except Exception:
-        return 0
-    return int(sum(v or 0 for v in adds.column("num_records").to_pylist())) if adds.num_rows else 0
-
-
 def _r(x: float | None) -> float | None:
     return None if x is None else round(x, 1)
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import yaml
 from pydantic import Field, field_validator, model_validator
@@ -670,10 +670,3 @@ def state_ttl_ms(gc: GoldConfig) -> int:
         span += registry.duration_ms(et.watermark.max_out_of_orderness)
         need = max(need, span + 3_600_000)
     return need
-
-
-def describe(gc: GoldConfig) -> dict[str, Any]:
-    return {
-        "aggregates": {n: a.window.describe() for n, a in gc.aggregates.items()},
-        "rules": {n: r.kind for n, r in gc.rules.items()},
-    }
