@@ -102,19 +102,47 @@ def is_create_table(stmt: str) -> bool:
     return bool(re.match(r"CREATE\s+(TEMPORARY\s+)?TABLE\b", _code(stmt), re.IGNORECASE))
 
 
-def execute(t_env: Any, sql: str) -> Any:
-    """Run DDL now; add every INSERT to one statement set so one job writes all outputs.
+_TEMPORARY_VIEW = re.compile(
+    r"CREATE\s+TEMPORARY\s+VIEW\s+(`?[A-Za-z_][A-Za-z0-9_]*`?)\s+AS\s+(.*)\Z",
+    re.IGNORECASE | re.DOTALL,
+)
 
-    Returns the statement set's TableResult (the submitted job).
+
+def temporary_view(stmt: str) -> tuple[str, str] | None:
+    """(name, query) of a `CREATE TEMPORARY VIEW name AS query`, else None."""
+    m = _TEMPORARY_VIEW.match(_code(stmt))
+    return (m.group(1).strip("`"), m.group(2)) if m else None
+
+
+def statement_set(t_env: Any, sql: str) -> Any:
+    """Run the DDL now and put every INSERT into one statement set, so one job writes all outputs.
+
+    A `CREATE TEMPORARY VIEW` is registered as the Table of its query, not as SQL text. Flink
+    expands a SQL view again inside every statement that reads it, each expansion with its own
+    correlation variables, so a view read by four INSERTs ran four times and nothing could be
+    shared (the Silver job parsed each event about 20 times: `python -m bench.silver_plan`). The
+    Table holds one converted plan; every reader gets that same plan node, and the optimizer
+    makes it one sub-graph whose output feeds all of them. The SQL client runs the same file
+    with SQL views: same results, more work.
     """
     stmts = split(sql)
     inserts = [s for s in stmts if is_insert(s)]
     if not inserts:
         raise SqlTemplateError("the script has no INSERT: nothing to run")
     for s in stmts:
-        if not is_insert(s):
+        if is_insert(s):
+            continue
+        view = temporary_view(s)
+        if view is not None:
+            t_env.create_temporary_view(view[0], t_env.sql_query(view[1]))
+        else:
             t_env.execute_sql(s)
     stmt_set = t_env.create_statement_set()
     for s in inserts:
         stmt_set.add_insert_sql(s)
-    return stmt_set.execute()
+    return stmt_set
+
+
+def execute(t_env: Any, sql: str) -> Any:
+    """Run a job script (see `statement_set`); returns the TableResult of the submitted job."""
+    return statement_set(t_env, sql).execute()
