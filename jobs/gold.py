@@ -611,8 +611,15 @@ def rule_params(rule: AlertRule) -> dict[str, str]:
             "within": rule.within,
             "within_interval": interval(registry.duration_ms(rule.within)),
             "pattern": pattern,
+            # A gap row (X) is any row but one meeting the first step: a new first step
+            # restarts the sequence, so a key has one open match at a time, not one per
+            # first-step row within WITHIN (each re-extracting every other's rows).
             "defines": ",\n        ".join(
-                f"{v} AS {_cond(c, v)}" for v, c in zip(vars_, rule.steps, strict=True)
+                [f"{v} AS {_cond(c, v)}" for v, c in zip(vars_, rule.steps, strict=True)]
+                + [
+                    f"X{i + 1} AS NOT COALESCE({_cond(rule.steps[0], f'X{i + 1}')}, FALSE)"
+                    for i in range(len(vars_) - 1)
+                ]
             ),
             "any_step": " OR ".join(
                 f"({_ident(c.field)} {c.op} {_literal(c.value)})" for c in rule.steps

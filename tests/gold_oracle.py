@@ -197,7 +197,8 @@ def spike(
 def sequence(
     rows: Iterable[Row], key: str, steps: list[tuple[str, str, Any]], within_ms: int
 ) -> list[tuple[Any, ...]]:
-    """(S1 X*? S2 ...), WITHIN, AFTER MATCH SKIP PAST LAST ROW; the earliest start wins."""
+    """(S1 X*? S2 ...), WITHIN, AFTER MATCH SKIP PAST LAST ROW; a gap row never meets the first
+    step (a new first step ends every open match it does not advance); the earliest start wins."""
 
     def ok(r: Row, c: tuple[str, str, Any]) -> bool:
         return r[c[0]] is not None and _OPS[c[1]](r[c[0]], c[2])
@@ -215,7 +216,7 @@ def sequence(
                         done = s if done is None else min(done, s)
                     else:
                         advanced.append((s, n + 1))
-                else:
+                elif not ok(r, steps[0]):
                     advanced.append((s, n))
             if done is not None:
                 out.append((tenant, str(k), done, r["t"]))

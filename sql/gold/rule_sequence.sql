@@ -1,4 +1,4 @@
--- Purpose: one sequence alert rule, compiled to MATCH_RECOGNIZE: events matching each step in order (others may come between), all within T (a query; the alert INSERT joins every rule's query with UNION ALL).
+-- Purpose: one sequence alert rule, compiled to MATCH_RECOGNIZE: events matching each step in order (others may come between; a new first step restarts), all within T (a query; the alert INSERT joins every rule's query with UNION ALL).
 
 -- ===== alert rule ${rule_id} (sequence of ${steps} steps within ${within}): ${description} =====
 SELECT CAST('${rule_id}' AS STRING) AS rule_id, CAST('sequence' AS STRING) AS rule_kind, tenant_id,
@@ -18,7 +18,10 @@ MATCH_RECOGNIZE (
         COUNT(event_id) AS matched
     ONE ROW PER MATCH
     AFTER MATCH SKIP PAST LAST ROW
-    -- Reluctant gaps (X*?): a step completes at the first event that satisfies it.
+    -- Reluctant gaps (X*?): a step completes at the first event that satisfies it. A gap row is
+    -- never a first-step row: the latest first step starts the match, and a key holds one open
+    -- match instead of one per first-step row in WITHIN (measured: that many partial matches,
+    -- each re-read by every condition, stalled the Gold job at a few thousand events/s).
     PATTERN (${pattern}) WITHIN ${within_interval}
     DEFINE
         ${defines}

@@ -449,7 +449,7 @@ CREATE TEMPORARY TABLE alert_events (
 
 INSERT INTO alert_events
 (
--- Purpose: one sequence alert rule, compiled to MATCH_RECOGNIZE: events matching each step in order (others may come between), all within T (a query; the alert INSERT joins every rule's query with UNION ALL).
+-- Purpose: one sequence alert rule, compiled to MATCH_RECOGNIZE: events matching each step in order (others may come between; a new first step restarts), all within T (a query; the alert INSERT joins every rule's query with UNION ALL).
 
 -- ===== alert rule device_degraded_then_failed (sequence of 2 steps within 10min): A device reports degraded and then failed within 10 minutes. =====
 SELECT CAST('device_degraded_then_failed' AS STRING) AS rule_id, CAST('sequence' AS STRING) AS rule_kind, tenant_id,
@@ -469,11 +469,15 @@ MATCH_RECOGNIZE (
         COUNT(event_id) AS matched
     ONE ROW PER MATCH
     AFTER MATCH SKIP PAST LAST ROW
-    -- Reluctant gaps (X*?): a step completes at the first event that satisfies it.
+    -- Reluctant gaps (X*?): a step completes at the first event that satisfies it. A gap row is
+    -- never a first-step row: the latest first step starts the match, and a key holds one open
+    -- match instead of one per first-step row in WITHIN (measured: that many partial matches,
+    -- each re-read by every condition, stalled the Gold job at a few thousand events/s).
     PATTERN (S1 X1*? S2) WITHIN INTERVAL '0 00:10:00.000' DAY TO SECOND
     DEFINE
         S1 AS S1.`status` = 'degraded',
-        S2 AS S2.`status` = 'failed'
+        S2 AS S2.`status` = 'failed',
+        X1 AS NOT COALESCE(X1.`status` = 'degraded', FALSE)
 )
 )
 UNION ALL
