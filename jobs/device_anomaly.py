@@ -590,7 +590,12 @@ def build(
         KafkaSink.builder()
         .set_bootstrap_servers(bootstrap)
         .set_record_serializer(record)
-        .set_delivery_guarantee(DeliveryGuarantee.EXACTLY_ONCE)
+        # The platform's guarantee, like the SQL jobs' Kafka sinks (conf/platform.yaml: sinks).
+        .set_delivery_guarantee(
+            DeliveryGuarantee.EXACTLY_ONCE
+            if platform.sinks.delivery_guarantee == "exactly-once"
+            else DeliveryGuarantee.AT_LEAST_ONCE
+        )
         .set_transactional_id_prefix(f"{ident}.alert_events")
         .set_property("transaction.timeout.ms", str(platform.sinks.transaction_timeout_ms))
         .build()

@@ -52,6 +52,8 @@ class GoldRunner(config.Strict):
     # the order of rows in each partition (replays give the same Gold, late rows and alerts).
     # on-periodic: every pipeline.auto-watermark-interval (200 ms), cheaper, timing-dependent.
     watermark_emit: Literal["on-event", "on-periodic"] = "on-event"
+    # Where the job keeps its state; unset: the platform's (conf/platform.yaml flink.state_backend).
+    state_backend: Literal["rocksdb", "hashmap"] | None = None
 
     def late_topic(self, event_type: str) -> str:
         return self.late_topics.get(event_type, f"late_{event_type}")
