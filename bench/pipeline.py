@@ -373,6 +373,13 @@ def _proc_tree(pids: list[int]) -> list[int]:
     return sorted(out)
 
 
+def _is_python(pid: int) -> bool:
+    try:
+        return b"python" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
 def _cpu_rss(pid: int) -> tuple[float, int]:
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -399,12 +406,16 @@ class Sampler(threading.Thread):
         cpu: dict[str, float] = {}
         rss: dict[str, int] = {}
         for name, root in self.roots.items():
-            c_sum, r_sum = 0.0, 0
             for pid in _proc_tree([root]):
                 c, r = _cpu_rss(pid)
-                c_sum += c
-                r_sum += r
-            cpu[name], rss[name] = c_sum, r_sum
+                # The TaskManager's Python workers (PyFlink's Beam harness) apart from its JVM.
+                part = (
+                    "flink-python-workers"
+                    if name == "flink-taskmanager" and pid != root and _is_python(pid)
+                    else name
+                )
+                cpu[part] = cpu.get(part, 0.0) + c
+                rss[part] = rss.get(part, 0) + r
         return {"t": time.monotonic(), "out": self.progress(), "cpu": cpu, "rss": rss}
 
     def run(self) -> None:
@@ -1304,7 +1315,7 @@ def markdown(results: dict[str, Any], pngs: list[str]) -> str:
 
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--events", type=int, default=1_000_000, help="pre-loaded events, baseline")
+    ap.add_argument("--events", type=int, default=3_000_000, help="pre-loaded events, baseline")
     ap.add_argument(
         "--pipeline-events", type=int, default=100_000, help="pre-loaded events, pipeline scenarios"
     )
