@@ -222,11 +222,7 @@ def gold(conf_dir: Path) -> SqlJob:
             # Every operator gets a uid from the plan, so a savepoint of this SQL restores into
             # the same SQL at another parallelism.
             "table.exec.uid.generation": "ALWAYS",
-            **(
-                {"state.backend.type": gc.runner.state_backend}
-                if gc.runner.state_backend
-                else {}
-            ),
+            **({"state.backend.type": gc.runner.state_backend} if gc.runner.state_backend else {}),
         },
         source_options={"scan.watermark.emit.strategy": gc.runner.watermark_emit},
     )
