@@ -51,6 +51,7 @@ GROUP BY window_start, window_end, event_key;
 SET 'table.exec.source.idle-timeout' = '10000 ms';
 SET 'table.exec.state.ttl' = '3965000 ms';
 SET 'table.exec.uid.generation' = 'ALWAYS';
+SET 'state.backend.type' = 'hashmap';
 -- Purpose: Silver -> Gold: event-time windows per aggregate, late rows kept with how late they were, and CEP alert rules; exactly-once to Kafka.
 
 -- Each event type's Silver topic is read once; its rows split into on-time rows (which every
