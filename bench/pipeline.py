@@ -192,24 +192,33 @@ def _iso(ms: int) -> str:
 # Measuring
 
 
-def end_offsets(bootstrap: str, topics: list[str]) -> int:
-    """Sum of the last stable offsets (what read_committed readers can see) of the topics."""
-    c = Consumer(
+def _committed_reader(bootstrap: str) -> Consumer:
+    return Consumer(
         {
             "bootstrap.servers": bootstrap,
-            "group.id": f"bench-offsets-{uuid.uuid4().hex[:6]}",
+            "group.id": f"bench-reader-{uuid.uuid4().hex[:6]}",
             "isolation.level": "read_committed",
+            "enable.auto.commit": False,
             "log_level": 3,
         }
     )
+
+
+def _ends(c: Consumer, topics: list[str]) -> dict[tuple[str, int], int]:
+    """The last stable offset (what read_committed readers can see) of each partition."""
+    md = c.list_topics(timeout=10)
+    out = {}
+    for t in topics:
+        for p in md.topics[t].partitions if t in md.topics else []:
+            out[(t, p)] = c.get_watermark_offsets(TopicPartition(t, p), timeout=10)[1]
+    return out
+
+
+def end_offsets(bootstrap: str, topics: list[str]) -> int:
+    """Sum of the last stable offsets of the topics."""
+    c = _committed_reader(bootstrap)
     try:
-        md = c.list_topics(timeout=10)
-        total = 0
-        for t in topics:
-            for p in md.topics[t].partitions if t in md.topics else []:
-                _lo, hi = c.get_watermark_offsets(TopicPartition(t, p), timeout=10)
-                total += hi
-        return total
+        return sum(_ends(c, topics).values())
     finally:
         c.close()
 
@@ -217,23 +226,9 @@ def end_offsets(bootstrap: str, topics: list[str]) -> int:
 def committed_records(bootstrap: str, topics: list[str]) -> int:
     """How many records a read_committed reader of the topics sees now. Not the end offsets:
     on a transactional topic every commit also takes an offset, for its marker."""
-    c = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": f"bench-count-{uuid.uuid4().hex[:6]}",
-            "isolation.level": "read_committed",
-            "enable.auto.commit": False,
-            "log_level": 3,
-        }
-    )
+    c = _committed_reader(bootstrap)
     try:
-        md = c.list_topics(timeout=10)
-        ends: dict[tuple[str, int], int] = {}
-        for t in topics:
-            for p in md.topics[t].partitions if t in md.topics else []:
-                _lo, hi = c.get_watermark_offsets(TopicPartition(t, p), timeout=10)
-                if hi > 0:
-                    ends[(t, p)] = hi
+        ends = {tp: hi for tp, hi in _ends(c, topics).items() if hi > 0}
         c.assign([TopicPartition(t, p, 0) for t, p in ends])
         n, deadline = 0, time.monotonic() + 120
         while time.monotonic() < deadline:
@@ -249,12 +244,10 @@ def committed_records(bootstrap: str, topics: list[str]) -> int:
 
 class FlinkSourceRecords:
     """Records the source operators of a Flink job have emitted (REST metrics, refreshed every
-    second): the job's input processed, at a finer grain than offsets committed on checkpoints.
-    Calling it with no job id gives the first job's (the one reading Bronze)."""
+    second): the job's input processed, at a finer grain than offsets committed on checkpoints."""
 
-    def __init__(self, plat: PlatformSettings, job_ids: list[str]) -> None:
+    def __init__(self, plat: PlatformSettings) -> None:
         self.plat = plat
-        self.job_ids = job_ids
         self.metric: dict[str, list[tuple[str, str]]] = {}
 
     def _find(self, jid: str) -> list[tuple[str, str]]:
@@ -268,8 +261,7 @@ class FlinkSourceRecords:
                     out.append((v["id"], m["id"]))
         return out
 
-    def __call__(self, jid: str | None = None) -> int:
-        jid = jid or self.job_ids[0]
+    def __call__(self, jid: str) -> int:
         if not self.metric.get(jid):
             self.metric[jid] = self._find(jid)
         total = 0
@@ -806,7 +798,7 @@ def run_scenario(
     job_ids: dict[str, str] = {}
     peer_proc = None
     peer_lake = WORK / sc.name / "peer-lake"
-    records = FlinkSourceRecords(plat, [])
+    records = FlinkSourceRecords(plat)
     if sc.peer:
         shutil.rmtree(peer_lake, ignore_errors=True)
         peer_lake.mkdir(parents=True)
@@ -833,7 +825,6 @@ def run_scenario(
         if not sc.peer:
             job_ids = {sc.jobs[0]: submit.submit(sc.jobs[0], plat, conf_dir=conf), **job_ids}
             submit.wait_job(plat, job_ids[sc.jobs[0]], {"RUNNING"}, timeout_s=120)
-        records.job_ids = list(job_ids.values())
         drain = Drain(plat, records, job_ids, {j: io[j][0] for j in job_ids})
         sampler.start()
         t_running = time.monotonic()
@@ -841,7 +832,8 @@ def run_scenario(
         if not sc.peer:
             # Both ends of the interval are readings of the same once-a-second metric, so its
             # staleness cancels out: (total - first reading) / (done - time of first reading).
-            while (seen_at_start := records()) == 0 and time.monotonic() < t_running + 120:
+            first_jid = job_ids[sc.jobs[0]]
+            while (seen_at_start := records(first_jid)) == 0 and time.monotonic() < t_running + 120:
                 time.sleep(0.1)
             t_running = time.monotonic()
         if sc.peer:
@@ -983,7 +975,7 @@ def run_scenario(
                 rule: {"n": len(xs), "p50": _r(pct(xs, 0.5)), "p99": _r(pct(xs, 0.99))}
                 for rule, xs in sorted(watchers["alert"].by_group.items())
             }
-            sc.results["latency"]["alert_rules_left_out"] = sorted(absence_rules(conf))
+            sc.results["latency"]["alert_rules_left_out"] = sorted(absent)
         if "gold_delta_after_window_end" in watchers:
             sc.results["latency"]["gold_windows_early_partial"] = watchers[
                 "gold_delta_after_window_end"
@@ -1201,11 +1193,7 @@ def charts(results: dict[str, Any], stem: Path) -> list[str]:
     ax.set_ylabel("records read / s (Flink: source metric per job; Spark: committed batches)")
     ax.set_title("Throughput over time (pre-loaded Bronze)")
     ax.legend()
-    fig.tight_layout()
-    p = stem.with_name(stem.name + "-throughput.png")
-    fig.savefig(p, dpi=110)
-    out.append(p.name)
-    plt.close(fig)
+    out.append(_save(fig, stem, "throughput"))
 
     fig, ax = plt.subplots(figsize=(8, 4.5))
     labels, p50, p95, p99 = [], [], [], []
@@ -1225,12 +1213,18 @@ def charts(results: dict[str, Any], stem: Path) -> list[str]:
     ax.set_ylabel("ms from event creation to visible (read_committed)")
     ax.set_title("End-to-end latency at half the measured capacity")
     ax.legend()
-    fig.tight_layout()
-    p = stem.with_name(stem.name + "-latency.png")
-    fig.savefig(p, dpi=110)
-    out.append(p.name)
-    plt.close(fig)
+    out.append(_save(fig, stem, "latency"))
     return out
+
+
+def _save(fig: Any, stem: Path, what: str) -> str:
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    p = stem.with_name(f"{stem.name}-{what}.png")
+    fig.savefig(p, dpi=110)
+    plt.close(fig)
+    return p.name
 
 
 def markdown(results: dict[str, Any], pngs: list[str]) -> str:

@@ -264,10 +264,6 @@ def _order(r: Any) -> tuple[Any, ...]:
     return (r[0], r[1], r[2])
 
 
-# Above every event id in `bisect` (ids are strings; a tuple (t, _MAX_ID) sorts after (t, any id)).
-_MAX_ID = "\U0010ffff"
-
-
 @dataclass(frozen=True)
 class DetectorSpec:
     event_type: str
@@ -385,7 +381,7 @@ class Detect(KeyedProcessFunction):  # type: ignore[misc]
         n, mean, m2, last, armed, _done, waiting = d[0], d[1], d[2], d[3], d[4], d[5], d[6]
         waiting = waiting or []
         # Sorted (process_element keeps it so): the due readings are a prefix.
-        k = bisect.bisect_right(waiting, (timestamp, _MAX_ID), key=lambda r: (r[0], r[1]))
+        k = bisect.bisect_right(waiting, timestamp, key=lambda r: r[0])
         due = waiting[:k]
         for at, _event_id, x in due:
             if armed is not None and armed < at:
