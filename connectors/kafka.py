@@ -39,6 +39,8 @@ class KafkaTable:
     # An upsert table (Gold): the key is the DDL's PRIMARY KEY and each record replaces the
     # previous one with its key.
     upsert: bool = False
+    # A sink's partitioner: '' is Kafka's (by key); 'fixed' sends sink subtask i to partition i.
+    partitioner: Literal["", "fixed"] = ""
     # Further source options, e.g. scan.watermark.emit.strategy.
     source_options: tuple[tuple[str, str], ...] = ()
 
@@ -79,6 +81,8 @@ class KafkaTable:
                 raise ValueError(
                     f"table on topic {self.topic}: a sink needs a transactional id prefix"
                 )
+            if self.partitioner:
+                opts["sink.partitioner"] = self.partitioner
             opts["sink.delivery-guarantee"] = self.delivery_guarantee
             if self.delivery_guarantee == "exactly-once":
                 opts["sink.transactional-id-prefix"] = self.transactional_id_prefix
@@ -278,3 +282,14 @@ def read_committed_json(
             raise ValueError(f"{topic}: a record with no value (tombstone) is not JSON")
         out.append(json.loads(v))
     return out
+
+
+def read_committed_latest_json(
+    bootstrap: str, topic: str, group_id: str, timeout_s: float = 30.0
+) -> list[dict[str, Any]]:
+    """An upsert topic (upsert-kafka: Gold, audit counts) as a table: the last committed value
+    per Kafka key, keys whose last record is a tombstone left out."""
+    last: dict[bytes | None, bytes | None] = {}
+    for k, v in read_committed(bootstrap, topic, group_id, timeout_s):
+        last[k] = v
+    return [json.loads(v) for v in last.values() if v is not None]

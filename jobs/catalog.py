@@ -26,6 +26,8 @@ class TableSpec:
     key_format: Literal["json", "raw"] = "json"
     value_format: Literal["json", "raw"] = "json"
     upsert: bool = False
+    # A sink's Kafka partitioner: '' (by key), or 'fixed' (each sink subtask writes one partition).
+    partitioner: Literal["", "fixed"] = ""
     # Topic configs used when the platform creates the topic (e.g. LogAppendTime for Bronze).
     topic_config: Mapping[str, str] = field(default_factory=dict)
 
@@ -77,6 +79,7 @@ class SqlJob:
             key_format=spec.key_format,
             value_format=spec.value_format,
             upsert=spec.upsert,
+            partitioner=spec.partitioner,
             source_options=tuple(sorted(self.source_options.items())),
         )
 
@@ -159,11 +162,13 @@ def silver(conf_dir: Path) -> SqlJob:
             topic_config=BRONZE_TOPIC_CONFIG,
         ),
         "dlq_events": TableSpec((reg.silver.dlq_topic,), "sink"),
-        "audit_silver_counts": TableSpec((reg.silver.audit_topic,), "sink"),
+        "audit_silver_counts": TableSpec((reg.silver.audit_topic,), "sink", upsert=True),
     }
     for name, et in sorted(reg.event_types.items()):
+        # One writer per Silver partition, so that the stream watermark each row carries is a
+        # bound for every row after it in that partition (sql/silver/event_type.sql).
         tables[f"silver_{name}"] = TableSpec(
-            (et.topic,), "sink", key_fields=("tenant_id", "event_id")
+            (et.topic,), "sink", key_fields=("tenant_id", "event_id"), partitioner="fixed"
         )
     secret_ref = reg.silver.pii_hash_key
     silver_file = conf_dir / "silver.yaml"

@@ -20,6 +20,11 @@ _INT_RANGE = (-2_147_483_648, 2_147_483_647)
 _EPOCH_MS_MAX = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
 
 
+def epoch_ms(expr: str) -> str:
+    """Milliseconds since the epoch of a TIMESTAMP_LTZ (the session time zone is UTC)."""
+    return f"(EXTRACT(EPOCH FROM {expr}) * 1000 + EXTRACT(MILLISECOND FROM {expr}))"
+
+
 def q(value: str) -> str:
     """A SQL string literal."""
     return "'" + value.replace("'", "''") + "'"
@@ -273,6 +278,50 @@ def _projection(
     )
 
 
+def _clock_time(fmt: str, s: str) -> str:
+    """The event time of a JSON_VALUE text in one of the event-time formats, or NULL."""
+    if fmt == "iso8601_utc":
+        return (
+            f"CASE WHEN REGEXP({s}, '^[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}T[0-9]{{2}}:[0-9]{{2}}:[0-9]{{2}}(\\.[0-9]{{1,3}})?Z$') "
+            f"THEN CAST(TO_TIMESTAMP(REPLACE(REPLACE({s}, 'T', ' '), 'Z', '')) AS TIMESTAMP_LTZ(3)) END"
+        )
+    n = f"TRY_CAST({s} AS BIGINT)"
+    if fmt == "epoch_millis":
+        return f"CASE WHEN {n} BETWEEN 0 AND {_EPOCH_MS_MAX} THEN TO_TIMESTAMP_LTZ({n}, 3) END"
+    return f"CASE WHEN {n} BETWEEN 0 AND {_EPOCH_MS_MAX // 1000} THEN TO_TIMESTAMP_LTZ({n}, 0) END"
+
+
+def event_clock(reg: Registry) -> str:
+    """The Bronze partition clock of one record: its event time minus its type's bound.
+
+    NULL, so no watermark move, unless the record names a known event type and its event-time
+    field parses in that type's format and lies at most max_future_skew ahead of ingest time.
+    Evaluated by the Kafka source per partition (the watermark) and once more for the
+    per-partition watermark column; both must be this one expression.
+    """
+    line = "CAST(raw_value AS STRING)"
+    whens = []
+    for name in sorted(reg.event_types):
+        et = reg.event_types[name]
+        t = _clock_time(
+            et.event_time.format, f"JSON_VALUE({line}, {q('$.' + et.event_time.field)})"
+        )
+        skew = interval(registry.duration_ms(et.max_future_skew))
+        bound = interval(registry.duration_ms(et.watermark.max_out_of_orderness))
+        whens.append(
+            f"        WHEN {q(name)} THEN CASE WHEN {t} <= ingest_at + {skew} THEN {t} - {bound} END"
+        )
+    env = reg.silver.envelope
+    # Records over max_record_bytes are never parsed (measured in characters here, which are at
+    # most as many as the bytes: Flink SQL has no byte length for BYTES).
+    return (
+        f"CASE WHEN CHAR_LENGTH({line}) <= {reg.silver.max_record_bytes} THEN\n"
+        f"    CASE JSON_VALUE({line}, {q('$.' + env.type_field)})\n"
+        + "\n".join(whens)
+        + "\n    END END"
+    )
+
+
 def event_type_params(
     reg: Registry, et: EventType, hash_key: str, with_silver: str
 ) -> dict[str, str]:
@@ -335,7 +384,6 @@ def event_type_params(
         "silver_columns": ",\n".join(columns),
         "silver_projection": ",\n".join(projection),
         "dedup_horizon": et.dedup.horizon,
-        "audit_window_interval": interval(registry.duration_ms(reg.silver.audit_window)),
         "with_silver": with_silver,
     }
 
@@ -371,10 +419,8 @@ def silver_params(
         "with_bronze_events": with_clauses["bronze_events"],
         "with_dlq_events": with_clauses["dlq_events"],
         "with_audit_silver_counts": with_clauses["audit_silver_counts"],
-        "ingest_ooo": reg.silver.ingest_time_out_of_orderness,
-        "ingest_ooo_interval": interval(
-            registry.duration_ms(reg.silver.ingest_time_out_of_orderness)
-        ),
+        "event_clock": event_clock(reg),
+        "audit_window_ms": str(registry.duration_ms(reg.silver.audit_window)),
         "max_record_bytes": str(reg.silver.max_record_bytes),
         "topic_owner_cases": " ".join(
             f"WHEN {q(t)} THEN {q(o)}" for t, o in sorted(owners.items())
@@ -396,7 +442,7 @@ def silver_params(
         "audit_unions": "\n".join(
             f"UNION ALL SELECT * FROM audit_rows_{n}" for n in sorted(reg.event_types)
         ),
-        "audit_window_interval": interval(registry.duration_ms(reg.silver.audit_window)),
+        "ingest_ms": epoch_ms("b.ingest_at"),
     }
 
 

@@ -190,7 +190,7 @@ def run_silver(platform: PlatformSettings) -> bool:
         if t.startswith("silver_")
     }
     dlq = kafka.read_committed_json(bootstrap, reg.silver.dlq_topic, group)
-    audit = kafka.read_committed_json(bootstrap, reg.silver.audit_topic, group)
+    audit = kafka.read_committed_latest_json(bootstrap, reg.silver.audit_topic, group)
     got: dict[str, Counter[str]] = {"acme": Counter(), "globex": Counter()}
     for rows in silver_rows.values():
         for row in rows:

@@ -13,18 +13,22 @@ savepoints survive redeploys:
       -> drop the timestamp column                         uid device_anomaly.strip_detection_time
       -> KafkaSink, exactly-once, to the alert topic       uid device_anomaly.alert_sink
 
-Watermarks are per Silver partition. PyFlink's `from_source` ignores a Python TimestampAssigner
-(FLINK-39725), and the Silver records' Kafka timestamps are write times, not event times, so the
-event time must be parsed in Python after the source; a watermark generated there is per source
-subtask, and one subtask reading several partitions would turn the disorder *between* partitions
-(a backlog read a batch per partition at a time) into late data. One single-partition source per
-partition keeps the watermark per partition: the union passes on the minimum. The partitions are
-listed when the job is built; a partition added later needs a redeploy (its source has a new uid and
-starts from the earliest offset).
+Which readings are late was decided by the Silver job, per Bronze partition (a reading is late
+when its event time is at or behind `partition_watermark_at`, its Bronze partition's watermark),
+so it does not depend on read speed; late readings are not applied, and are counted in the
+`late_readings` metric. The job's watermark is the Silver job's own, carried by every row
+(`stream_watermark_at`): every on-time row after a row in its Silver partition has a later event
+time. PyFlink's `from_source` ignores a Python TimestampAssigner (FLINK-39725), and the Silver
+records' Kafka timestamps are write times, so the carried value is parsed in Python after the
+source, and becomes the record's timestamp; a watermark generated there is per source subtask, so
+one single-partition source per Silver partition keeps it per partition: the union passes on the
+minimum. The partitions are listed when the job is built; a partition added later needs a
+redeploy (its source has a new uid and starts from the earliest offset).
 
 The result does not depend on arrival order or parallelism: readings are buffered in keyed state and
-applied in event-time order (ties by event id) once the watermark passes them. A reading that
-arrives behind the watermark is not applied; it is counted in the `late_readings` metric.
+applied in event-time order (ties by event id) once the watermark passes them. A reading that is
+late by its Bronze partition, or (after an idle partition came back) behind this job's watermark,
+is not applied; it is counted in the `late_readings` metric.
 """
 
 from __future__ import annotations
@@ -222,19 +226,26 @@ def _types() -> Any:
 
 
 class ParseReadings(FlatMapFunction):  # type: ignore[misc]
-    """Silver JSON -> ((tenant_id, device), (event_id, event_at_ms, value)), event_at_ms.
+    """Silver JSON -> ((tenant_id, device), (event_id, event_at_ms, value)), watermark_ms.
 
     Silver rows are validated upstream; a row that still lacks the key, the event time or a numeric
-    value is not a reading: it is counted in `unusable_records`, not passed on.
+    value is not a reading: it is counted in `unusable_records`, not passed on. A reading late by
+    its Bronze partition (event_at at or behind partition_watermark_at) is counted in
+    `late_readings` and not passed on. The second field is the row's stream watermark (the
+    Silver job's watermark when it wrote the row), the record timestamp this job's watermark is
+    made of.
     """
 
     def __init__(self, key_field: str, value_field: str) -> None:
         self.key_field = key_field
         self.value_field = value_field
         self.unusable: Any = None
+        self.late: Any = None
 
     def open(self, runtime_context: Any) -> None:
-        self.unusable = runtime_context.get_metrics_group().counter("unusable_records")
+        group = runtime_context.get_metrics_group()
+        self.unusable = group.counter("unusable_records")
+        self.late = group.counter("late_readings")
 
     def flat_map(self, value: str) -> Iterator[Any]:
         from pyflink.common import Row
@@ -253,10 +264,26 @@ class ParseReadings(FlatMapFunction):  # type: ignore[misc]
             ):
                 raise ValueError("not a reading")
             event_id = str(row["event_id"])
+            partition_wm = _optional_ms(row.get("partition_watermark_at"))
+            stream_wm = _optional_ms(row.get("stream_watermark_at"))
         except (ValueError, KeyError, TypeError):
             self.unusable.inc()
             return
-        yield Row(Row(tenant, device), Row(event_id, at, float(reading))), at
+        if partition_wm is not None and at <= partition_wm:
+            self.late.inc()
+            return
+        yield (
+            Row(Row(tenant, device), Row(event_id, at, float(reading))),
+            NO_WATERMARK if stream_wm is None else stream_wm,
+        )
+
+
+# The record timestamp of a row written before the Silver job had a watermark: moves nothing.
+NO_WATERMARK = -(2**63) + 1
+
+
+def _optional_ms(text: Any) -> int | None:
+    return None if text is None else parse_event_at(text)
 
 
 def _order(r: Any) -> tuple[Any, ...]:
@@ -490,9 +517,9 @@ def build(
     py_eventtime = jvm.org.apache.flink.streaming.api.functions.python.eventtime
     bootstrap = platform.kafka.bootstrap
     ident = f"{platform.pipeline_id}.{JOB_NAME}"
-    watermarks = WatermarkStrategy.for_bounded_out_of_orderness(
-        Duration.of_millis(spec.watermark_ms)
-    )
+    # The record timestamps are the Silver job's watermark carried by the rows (ParseReadings):
+    # in order per Silver partition, so no bound is needed (the watermark is 1 ms behind).
+    watermarks = WatermarkStrategy.for_bounded_out_of_orderness(Duration.of_millis(0))
     if not bounded:
         # A partition with nothing new stops holding the watermark back after idle_timeout. A
         # bounded run does not need this (a partition at its end finishes, and a finished input

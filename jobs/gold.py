@@ -413,6 +413,8 @@ def silver_columns(et: EventType) -> list[tuple[str, str]]:
         ("source_partition", "INT"),
         ("source_offset", "BIGINT"),
         ("ingest_at", "TIMESTAMP_LTZ(3)"),
+        ("partition_watermark_at", "TIMESTAMP_LTZ(3)"),
+        ("stream_watermark_at", "TIMESTAMP_LTZ(3)"),
     ]
     return head + body + tail
 
@@ -431,7 +433,6 @@ def event_type_params(
         "silver_columns": _columns(cols),
         "silver_column_names": names,
         "max_ooo": et.watermark.max_out_of_orderness,
-        "max_ooo_interval": interval(registry.duration_ms(et.watermark.max_out_of_orderness)),
         "watermark_reason": " ".join(et.watermark.reason.split()),
         "max_future_skew": et.max_future_skew,
         "idle_timeout": gc.runner.idle_timeout,

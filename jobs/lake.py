@@ -93,6 +93,8 @@ def silver_schema(et: registry.EventType) -> pa.Schema:
         ("source_partition", pa.int32()),
         ("source_offset", pa.int64()),
         ("ingest_at", TS),
+        ("partition_watermark_at", TS),
+        ("stream_watermark_at", TS),
     ]
     return pa.schema(head + fields + tail)
 
@@ -116,6 +118,7 @@ DLQ_SCHEMA = pa.schema(
     ]
 )
 
+AUDIT_KEY = ("window_start", "window_end", "tenant_id", "event_type", "metric")
 AUDIT_SCHEMA = pa.schema(
     [
         ("window_start", pa.timestamp("ms")),
@@ -213,7 +216,14 @@ def sinks(
             ("tenant_id", "ingest_date"),
             audit_kind="dlq",
         ),
-        sink("audit_silver_counts", (reg.silver.audit_topic,), AUDIT_SCHEMA, ("tenant_id",)),
+        # Counts are upserted as they grow: the last record per key is the count.
+        sink(
+            "audit_silver_counts",
+            (reg.silver.audit_topic,),
+            AUDIT_SCHEMA,
+            ("tenant_id",),
+            merge_keys=AUDIT_KEY,
+        ),
     ]
     for name, et in sorted(reg.event_types.items()):
         out.append(

@@ -268,7 +268,6 @@ class SilverRunner(config.Strict):
     audit_window: Duration = "1min"
     # Broker-assigned ingest time (LogAppendTime) is in order per partition; this covers topics
     # that keep producer CreateTime instead.
-    ingest_time_out_of_orderness: Duration = "5s"
     idle_timeout: Duration = "10s"
     pii_hash_key: str = "${env:STREAMLAKE_PII_HASH_KEY}"
     # Optional pins: tenant -> event type -> versions accepted. Default: every version.

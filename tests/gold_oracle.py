@@ -3,9 +3,11 @@
 Written from the definitions in the docs (Flink's window TVFs, MATCH_RECOGNIZE, watermarks), not
 from the compiler: it shares no code with jobs/gold.py. Times are epoch milliseconds.
 
-Rows come in the order one source reader sees them (one Kafka partition). The watermark a row
-meets is the largest event time before it minus the bound (emitted on every event); a row at or
-behind it is late.
+Rows come in the order they were read from their Bronze partitions, one sequence per partition
+(`partition` below; one partition unless a row says otherwise). The watermark a row meets is the
+largest event time before it *in its own Bronze partition* minus the bound (emitted on every
+event); a row at or behind it is late. Which rows are late therefore depends only on each
+partition's contents, never on how the partitions were interleaved when read.
 """
 
 from __future__ import annotations
@@ -28,19 +30,42 @@ _OPS: dict[str, Callable[[Any, Any], bool]] = {
 }
 
 
+def partition(r: Row) -> tuple[Any, Any]:
+    """The Bronze partition a row was read from."""
+    return (r.get("source_topic"), r.get("source_partition"))
+
+
 def split_late(rows: Sequence[Row], bound_ms: int) -> tuple[list[Row], list[tuple[Row, int]]]:
-    """(on-time rows, [(late row, watermark it met)])."""
+    """(on-time rows, [(late row, watermark of its partition it met)])."""
     on_time: list[Row] = []
     late: list[tuple[Row, int]] = []
-    wm: int | None = None
+    wms: dict[tuple[Any, Any], int] = {}
     for r in rows:
+        p = partition(r)
+        wm = wms.get(p)
         if wm is not None and r["t"] <= wm:
             late.append((r, wm))
         else:
             on_time.append(r)
         cand = r["t"] - bound_ms
-        wm = cand if wm is None else max(wm, cand)
+        wms[p] = cand if wm is None else max(wm, cand)
     return on_time, late
+
+
+def silver_watermarks(
+    ts: Sequence[int], parts: Sequence[Any], bound_ms: int
+) -> list[tuple[int | None, int | None]]:
+    """What the Silver job writes beside each row read in this order, for rows whose clock is
+    their event time minus bound_ms: (its Bronze partition's watermark, itself included; the
+    smallest watermark of all the partitions before it, None while one has none yet)."""
+    every = set(parts)
+    wms: dict[Any, int] = {}
+    out: list[tuple[int | None, int | None]] = []
+    for t, p in zip(ts, parts, strict=True):
+        stream = min(wms.values()) if set(wms) == every else None
+        wms[p] = max(wms.get(p, t - bound_ms), t - bound_ms)
+        out.append((wms[p], stream))
+    return out
 
 
 def windows_of(kind: str, t: int, w: dict[str, int]) -> list[tuple[int, int]]:

@@ -3,30 +3,40 @@
 -- ===== event type ${event_type} =====
 CREATE TEMPORARY TABLE silver_${event_type} (
 ${silver_columns},
-    -- Watermark ${max_ooo} behind the largest event time seen in each Kafka partition, because
-    -- ${watermark_reason}.
-    -- Clock skew: the Silver job sent events more than ${max_future_skew} ahead of their ingest
-    -- time to the DLQ, so one bad clock cannot push this watermark ahead. Idle partitions: a
-    -- partition quiet for ${idle_timeout} stops holding the watermark back.
-    WATERMARK FOR event_at AS event_at - ${max_ooo_interval}
+    -- Which rows are late was decided by the Silver job, per Bronze partition: a row is late
+    -- when event_at is at or behind partition_watermark_at, its Bronze partition's watermark
+    -- (${max_ooo} behind that partition's largest event time, because ${watermark_reason}).
+    -- That depends only on each Bronze partition's contents, not on how fast or in what order
+    -- partitions were read. This job's watermark is the Silver job's own watermark carried by
+    -- each row (stream_watermark_at): every on-time row after a row in its Silver partition is
+    -- later than that value, so no window or rule below ever meets an on-time row behind it.
+    -- Clock skew: the Silver job sent events more than ${max_future_skew} ahead of their
+    -- ingest time to the DLQ, and they never moved a watermark. Idle partitions: a partition
+    -- quiet for ${idle_timeout} stops holding the watermark back.
+    WATERMARK FOR event_at AS stream_watermark_at
 ) WITH (
 ${with_silver}
 );
 
 -- The watermark each row meets. Window aggregations and MATCH_RECOGNIZE silently drop a row at
--- or behind it, so the split is made here, once, and both halves are kept.
+-- or behind this job's watermark, so the split is made here, once, and both halves are kept:
+-- late by its Bronze partition, or (only when a partition was idle and came back) behind this
+-- job's watermark.
 CREATE TEMPORARY VIEW timed_${event_type} AS
-SELECT *, CURRENT_WATERMARK(event_at) AS watermark_at
+SELECT *,
+    CASE WHEN event_at <= partition_watermark_at THEN partition_watermark_at
+         WHEN event_at <= CURRENT_WATERMARK(event_at) THEN CURRENT_WATERMARK(event_at)
+    END AS watermark_at
 FROM silver_${event_type};
 
 CREATE TEMPORARY VIEW ontime_${event_type} AS
 SELECT * FROM timed_${event_type}
-WHERE watermark_at IS NULL OR event_at > watermark_at;
+WHERE watermark_at IS NULL;
 
 CREATE TEMPORARY VIEW late_rows_${event_type} AS
 SELECT *, ${event_ms} AS event_ms, ${watermark_ms} AS watermark_ms
 FROM timed_${event_type}
-WHERE event_at <= watermark_at;
+WHERE watermark_at IS NOT NULL;
 
 CREATE TEMPORARY TABLE late_${event_type} (
 ${silver_columns},

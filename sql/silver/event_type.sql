@@ -5,7 +5,7 @@
 -- text: ["text"], [12], [true], [{...}], [[...]], [null], or NULL when the key is absent.
 CREATE TEMPORARY VIEW silver_fields_${event_type} AS
 SELECT r.*, f.*
-FROM bronze_routed AS r
+FROM bronze_timed AS r
 CROSS JOIN UNNEST(ARRAY[ROW(
 ${field_queries}
 )]) AS f(${field_query_names})
@@ -33,7 +33,15 @@ ${silver_columns},
     source_topic      STRING,
     source_partition  INT,
     source_offset     BIGINT,
-    ingest_at         TIMESTAMP_LTZ(3)
+    ingest_at         TIMESTAMP_LTZ(3),
+    -- The watermark of the row's Bronze partition when the row was read: the row is late when
+    -- event_at is at or behind it. Depends only on the partition's contents, not on read speed.
+    partition_watermark_at TIMESTAMP_LTZ(3),
+    -- The job's watermark when the row was written (the smallest of every Bronze partition's):
+    -- every on-time row after this one in its Silver partition has a later event time. Each
+    -- Silver partition has one writer ('fixed' partitioner), so readers can use it as their
+    -- watermark.
+    stream_watermark_at    TIMESTAMP_LTZ(3)
 ) WITH (
 ${with_silver}
 );
@@ -58,20 +66,14 @@ WHERE arrival_rank = 1;
 INSERT INTO silver_${event_type}
 SELECT tenant_id, event_type, schema_version, v_event_id, v_event_at,
 ${silver_projection},
-       source_topic, source_partition, source_offset, ingest_at
+       source_topic, source_partition, source_offset, ingest_at,
+       partition_watermark_at, CURRENT_WATERMARK(event_clock_at)
 FROM silver_deduped_${event_type};
 
 CREATE TEMPORARY VIEW audit_rows_${event_type} AS
-SELECT a.window_start, a.window_end, a.tenant_id, '${event_type}', m.metric, m.count_records
-FROM (
-    SELECT window_start, window_end, topic_tenant AS tenant_id,
-           COUNT(*) FILTER (WHERE field_reasons = '') AS count_valid,
-           COUNT(*) FILTER (WHERE field_reasons <> '') AS count_dlq
-    FROM TABLE(TUMBLE(TABLE silver_checked_${event_type}, DESCRIPTOR(ingest_at), ${audit_window_interval}))
-    GROUP BY window_start, window_end, topic_tenant
-) AS a
-CROSS JOIN UNNEST(ARRAY[ROW('valid', a.count_valid), ROW('dlq', a.count_dlq)]) AS m(metric, count_records)
+SELECT ingest_window_ms, topic_tenant, '${event_type}',
+       CASE WHEN field_reasons = '' THEN 'valid' ELSE 'dlq' END
+FROM silver_checked_${event_type}
 UNION ALL
-SELECT window_start, window_end, topic_tenant, '${event_type}', 'silver', COUNT(*)
-FROM TABLE(TUMBLE(TABLE silver_deduped_${event_type}, DESCRIPTOR(ingest_at), ${audit_window_interval}))
-GROUP BY window_start, window_end, topic_tenant;
+SELECT ingest_window_ms, topic_tenant, '${event_type}', 'silver'
+FROM silver_deduped_${event_type};

@@ -11,11 +11,15 @@ CREATE TEMPORARY TABLE bronze_events (
     ingest_at        TIMESTAMP_LTZ(3)   METADATA FROM 'timestamp' VIRTUAL,
     source_headers   MAP<STRING, BYTES> METADATA FROM 'headers' VIRTUAL,
     proc_at AS PROCTIME(),
-    -- Watermark on broker ingest time, ${ingest_ooo} behind. Bronze topics are created with
-    -- LogAppendTime, so ingest time is in order per partition; the bound covers topics that keep
-    -- producer CreateTime. It only closes the audit windows: event-time watermarks are declared
-    -- where Silver is read, after events beyond the allowed future skew were rejected here.
-    WATERMARK FOR ingest_at AS ingest_at - ${ingest_ooo_interval}
+    -- Event time is decided per Bronze partition, so that what is late does not depend on how
+    -- fast or in what order partitions are read. A record's clock is its event time minus its
+    -- event type's max_out_of_orderness, when it names a known event type and its event time
+    -- parses and is at most max_future_skew ahead of its ingest time (a clock running ahead
+    -- cannot move a watermark); otherwise NULL, and it moves nothing. The Kafka source keeps one
+    -- watermark per partition, the largest clock it has read there (emitted on every record);
+    -- the job's watermark, the smallest of them, reaches the Silver writers in band with the rows.
+    event_clock_at AS ${event_clock},
+    WATERMARK FOR event_clock_at AS event_clock_at
 ) WITH (
 ${with_bronze_events}
 );
@@ -24,6 +28,7 @@ ${with_bronze_events}
 -- per 3 bytes, less its padding). A record over ${max_record_bytes} bytes is never parsed.
 CREATE TEMPORARY VIEW bronze_decoded AS
 SELECT b.*, d.line, d.topic_tenant,
+    ${ingest_ms} - MOD(${ingest_ms}, ${audit_window_ms}) AS ingest_window_ms,
     CHAR_LENGTH(d.raw_b64) / 4 * 3
       - CASE WHEN d.raw_b64 LIKE '%==' THEN 2 WHEN d.raw_b64 LIKE '%=' THEN 1 ELSE 0 END AS record_bytes
 FROM bronze_events AS b
@@ -97,6 +102,20 @@ SELECT i.*,
     END AS route_reason
 FROM bronze_identified AS i;
 
+-- Each record's Bronze partition watermark: the largest clock read so far in its partition, the
+-- record's own included (a clock is below its own event time, so that changes nothing). The
+-- rows of one partition reach this operator in offset order (one source split, one channel),
+-- so the value depends only on the partition's contents: a row is late when its event time is at
+-- or behind it, whatever the read speed. Downstream of the routing checks, which send nothing
+-- away: every record's clock counts here as it counted at the source.
+CREATE TEMPORARY VIEW bronze_timed AS
+SELECT r.*,
+    -- (CAST: a plain timestamp, not a second time attribute)
+    MAX(CAST(r.event_clock_at AS TIMESTAMP_LTZ(3))) OVER (
+        PARTITION BY r.source_topic, r.source_partition ORDER BY r.proc_at
+    ) AS partition_watermark_at
+FROM bronze_routed AS r;
+
 -- Every rejected record, with its original bytes, where it came from and why.
 CREATE TEMPORARY TABLE dlq_events (
     tenant_id         STRING,
@@ -117,15 +136,16 @@ CREATE TEMPORARY TABLE dlq_events (
 ${with_dlq_events}
 );
 
--- Per-tenant counts per window of ingest time. Conservation:
--- read = dlq + valid, and duplicates dropped = valid - silver.
+-- Per-tenant counts per window of ingest time, upserted as they grow (the last value per key
+-- is the count). Conservation: read = dlq + valid, and duplicates dropped = valid - silver.
 CREATE TEMPORARY TABLE audit_silver_counts (
     window_start   TIMESTAMP(3),
     window_end     TIMESTAMP(3),
     tenant_id      STRING,
     event_type     STRING,
     metric         STRING,
-    count_records  BIGINT
+    count_records  BIGINT,
+    PRIMARY KEY (window_start, window_end, tenant_id, event_type, metric) NOT ENFORCED
 ) WITH (
 ${with_audit_silver_counts}
 );
@@ -142,14 +162,23 @@ FROM bronze_routed
 WHERE route_reason IS NOT NULL
 ${dlq_unions};
 
-INSERT INTO audit_silver_counts
-SELECT a.window_start, a.window_end, a.tenant_id, '', m.metric, m.count_records
-FROM (
-    SELECT window_start, window_end, topic_tenant AS tenant_id,
-           COUNT(*) AS count_read,
-           COUNT(*) FILTER (WHERE route_reason IS NOT NULL) AS count_dlq
-    FROM TABLE(TUMBLE(TABLE bronze_routed, DESCRIPTOR(ingest_at), ${audit_window_interval}))
-    GROUP BY window_start, window_end, topic_tenant
-) AS a
-CROSS JOIN UNNEST(ARRAY[ROW('read', a.count_read), ROW('dlq', a.count_dlq)]) AS m(metric, count_records)
+-- What each record counts towards: (ingest window, tenant, event type, metric).
+CREATE TEMPORARY VIEW audit_facts AS
+SELECT ingest_window_ms, topic_tenant AS tenant_id, '' AS event_type, 'read' AS metric
+FROM bronze_routed
+UNION ALL
+SELECT ingest_window_ms, topic_tenant, '', 'dlq'
+FROM bronze_routed
+WHERE route_reason IS NOT NULL
 ${audit_unions};
+
+-- Windows are of broker ingest time (Bronze topics are LogAppendTime), counted by key rather than
+-- by an ingest-time watermark: the job's one watermark is event time. A count's state lives for
+-- the job's state TTL (the longest dedup horizon) after its last record.
+INSERT INTO audit_silver_counts
+SELECT
+    CAST(TO_TIMESTAMP_LTZ(f.ingest_window_ms, 3) AS TIMESTAMP(3)),
+    CAST(TO_TIMESTAMP_LTZ(f.ingest_window_ms + ${audit_window_ms}, 3) AS TIMESTAMP(3)),
+    f.tenant_id, f.event_type, f.metric, COUNT(*)
+FROM audit_facts AS f
+GROUP BY f.ingest_window_ms, f.tenant_id, f.event_type, f.metric;

@@ -24,6 +24,7 @@ from tests.job.test_gold import (
     oracle_aggregate,
     read_gold,
     silver_row,
+    stamped,
     to_rows,
 )
 
@@ -62,6 +63,7 @@ def rows_in_order(seed: int, n: int) -> list[dict[str, Any]]:
 
 
 def produce(bootstrap: str, topic: str, rows: list[dict[str, Any]], partitions: list[int]) -> None:
+    rows = stamped(rows)
     kafka.produce(
         bootstrap,
         topic,

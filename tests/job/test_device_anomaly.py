@@ -34,6 +34,7 @@ from confluent_kafka import Consumer, TopicPartition
 from connectors import kafka
 from connectors.delta_loader import DeltaSink
 from jobs import config, device_anomaly, lake, registry, settings
+from tests import gold_oracle
 from tests.anomaly_oracle import Reading, expected_alerts, flink_ltz
 from tests.conftest import SilverConf
 
@@ -73,7 +74,12 @@ def readings() -> list[Reading]:
     return out
 
 
-def silver_row(r: Reading) -> dict[str, Any]:
+def silver_row(
+    r: Reading, partition: int = 0, marks: tuple[int | None, int | None] = (None, None)
+) -> dict[str, Any]:
+    """A Silver row as the Silver job writes it, read from Bronze partition `partition`, with
+    the watermark columns `marks` (tests.gold_oracle.silver_watermarks)."""
+    pwm, swm = marks
     return {
         "tenant_id": r.tenant_id,
         "event_type": "device_telemetry",
@@ -89,15 +95,31 @@ def silver_row(r: Reading) -> dict[str, Any]:
         "tags": None,
         "technician_email": None,
         "source_topic": f"bronze_{r.tenant_id}_events",
-        "source_partition": 0,
+        "source_partition": partition,
         "source_offset": 0,
         "ingest_at": flink_ltz(r.at_ms + 700),
+        "partition_watermark_at": None if pwm is None else flink_ltz(pwm),
+        "stream_watermark_at": None if swm is None else flink_ltz(swm),
     }
 
 
-def record(r: Reading) -> tuple[bytes, bytes]:
+def record(
+    r: Reading, partition: int = 0, marks: tuple[int | None, int | None] = (None, None)
+) -> tuple[bytes, bytes]:
     key = json.dumps({"tenant_id": r.tenant_id, "event_id": r.event_id}, separators=(",", ":"))
-    return key.encode(), json.dumps(silver_row(r), separators=(",", ":")).encode()
+    row = silver_row(r, partition, marks)
+    return key.encode(), json.dumps(row, separators=(",", ":")).encode()
+
+
+def stamped_records(
+    placed: list[tuple[Reading, int]], bound_ms: int
+) -> list[tuple[bytes, bytes]]:
+    """Readings on Silver partitions, each as if read from the Bronze partition of the same
+    number, with the watermark columns the Silver job writes for them in this order."""
+    marks = gold_oracle.silver_watermarks(
+        [r.at_ms for r, _p in placed], [p for _r, p in placed], bound_ms
+    )
+    return [record(r, p, m) for (r, p), m in zip(placed, marks, strict=True)]
 
 
 def arrival_order(rs: list[Reading], bound_ms: int, seed: int) -> list[tuple[Reading, int]]:
@@ -290,6 +312,8 @@ class Scenario:
     alerts: str
     ends: dict[int, int]  # per partition, the offset after the last reading
     want: list[dict[str, Any]]
+    # The late reading, stamped as the Silver job would stamp it after all the others.
+    late_record: tuple[bytes, bytes]
 
     late_partition = 1
 
@@ -315,7 +339,7 @@ class Scenario:
         kafka.produce(
             self.platform.kafka.bootstrap,
             self.silver,
-            [record(LATE)],
+            [self.late_record],
             partition_of={0: self.late_partition},
         )
 
@@ -339,7 +363,7 @@ def scenario(
         placed = kafka.produce(
             bootstrap,
             silver,
-            [record(r) for r, _p in order],
+            stamped_records(order, spec.watermark_ms),
             partition_of={i: p for i, (_r, p) in enumerate(order)},
         )
         ends = {p: 0 for p in range(PARTITIONS)}
@@ -353,7 +377,8 @@ def scenario(
         assert sum(a["alert_key"] == "dev-2" and a["rule_kind"] == "silence" for a in want) == 2
         # Had the late reading been used, the oracle would say something else.
         assert oracle(sc.dir, [*rs, LATE]) != want
-        yield Scenario(sc, platform, silver, alerts, ends, want)
+        late = stamped_records([*order, (LATE, Scenario.late_partition)], spec.watermark_ms)[-1]
+        yield Scenario(sc, platform, silver, alerts, ends, want, late)
     finally:
         kafka.delete_topics(bootstrap, [silver, alerts])
 
@@ -458,7 +483,10 @@ def test_every_device_of_many_gets_its_silence_alert_at_the_end_of_input(
             for i in range(5)
         ]
         kafka.produce(
-            bootstrap, silver, [record(r) for r in rs], partition_of={i: i % 3 for i in range(1000)}
+            bootstrap,
+            silver,
+            stamped_records([(r, i % 3) for i, r in enumerate(rs)], 5_000),
+            partition_of={i: i % 3 for i in range(1000)},
         )
         client = device_anomaly.run(
             platform,

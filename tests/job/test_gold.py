@@ -185,7 +185,23 @@ def silver_row(
     }
 
 
+def stamped(rows: list[dict[str, Any]], bound_ms: int = BOUND_MS) -> list[dict[str, Any]]:
+    """The rows with the watermark columns the Silver job would write, read in this order."""
+    marks = oracle.silver_watermarks(
+        [from_iso(r["event_at"]) for r in rows], [oracle.partition(r) for r in rows], bound_ms
+    )
+    return [
+        {
+            **r,
+            "partition_watermark_at": iso(pwm) if pwm is not None else None,
+            "stream_watermark_at": iso(swm) if swm is not None else None,
+        }
+        for r, (pwm, swm) in zip(rows, marks, strict=True)
+    ]
+
+
 def produce(bootstrap: str, topic: str, rows: list[dict[str, Any]]) -> None:
+    rows = stamped(rows)
     kafka.produce(
         bootstrap,
         topic,

@@ -79,7 +79,10 @@ def corpus_run(
         "cases": cases,
         "placed": placed,
         "dlq": read(bootstrap, sc.dlq, sc.uid),
-        "audit": read(bootstrap, sc.audit, sc.uid),
+        # Upserted counts: the last record per key is the count.
+        "audit": kafka.read_committed_latest_json(
+            bootstrap, sc.audit, group_id=f"reader-{sc.uid}-audit", timeout_s=60
+        ),
         "silver": {
             et: read(bootstrap, sc.silver(et), sc.uid) for et in ("device_telemetry", "orders")
         },

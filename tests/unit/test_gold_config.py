@@ -56,8 +56,12 @@ def test_compiled_sql_uses_window_tvfs_match_recognize_and_the_late_split() -> N
     assert sql.count("MATCH_RECOGNIZE (") == 3  # threshold, spike, sequence; absence is a session
     assert "PATTERN (A{3}) WITHIN" in sql and "PATTERN (S1 X1*? S2) WITHIN" in sql
     assert "PERCENTILE(CAST(`temperature_c` AS DOUBLE), 0.95)" in sql
-    assert "WHERE watermark_at IS NULL OR event_at > watermark_at" in sql
-    assert "WHERE event_at <= watermark_at" in sql
+    # Late by the row's Bronze partition (decided by the Silver job), or behind this job's
+    # watermark; the job's watermark is the one the Silver rows carry.
+    assert "WHEN event_at <= partition_watermark_at THEN partition_watermark_at" in sql
+    assert "WHEN event_at <= CURRENT_WATERMARK(event_at) THEN" in sql
+    assert "WATERMARK FOR event_at AS stream_watermark_at" in sql
+    assert "WHERE watermark_at IS NULL;" in sql and "WHERE watermark_at IS NOT NULL;" in sql
     assert "'connector' = 'upsert-kafka'" in sql
     assert "'scan.watermark.emit.strategy' = 'on-event'" in sql
 
