@@ -36,11 +36,18 @@ def partition(r: Row) -> tuple[Any, Any]:
 
 
 def split_late(rows: Sequence[Row], bound_ms: int) -> tuple[list[Row], list[tuple[Row, int]]]:
-    """(on-time rows, [(late row, watermark of its partition it met)])."""
+    """(on-time rows, [(late row, watermark of its partition it met)]). A row that carries
+    `_late` (and `_wm`) was classified already, with records this list does not hold."""
     on_time: list[Row] = []
     late: list[tuple[Row, int]] = []
     wms: dict[tuple[Any, Any], int] = {}
     for r in rows:
+        if "_late" in r:  # decided already, from its partition's whole contents
+            if r["_late"]:
+                late.append((r, r["_wm"]))
+            else:
+                on_time.append(r)
+            continue
         p = partition(r)
         wm = wms.get(p)
         if wm is not None and r["t"] <= wm:

@@ -111,9 +111,7 @@ def record(
     return key.encode(), json.dumps(row, separators=(",", ":")).encode()
 
 
-def stamped_records(
-    placed: list[tuple[Reading, int]], bound_ms: int
-) -> list[tuple[bytes, bytes]]:
+def stamped_records(placed: list[tuple[Reading, int]], bound_ms: int) -> list[tuple[bytes, bytes]]:
     """Readings on Silver partitions, each as if read from the Bronze partition of the same
     number, with the watermark columns the Silver job writes for them in this order."""
     marks = gold_oracle.silver_watermarks(
