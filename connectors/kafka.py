@@ -39,6 +39,9 @@ class KafkaTable:
     # An upsert table (Gold): the key is the DDL's PRIMARY KEY and each record replaces the
     # previous one with its key.
     upsert: bool = False
+    # A sink's producer max.request.size: the largest record it may write (the broker's and the
+    # topics' limit; None keeps the client default of 1 MiB).
+    max_request_bytes: int | None = None
     # Further source options, e.g. scan.watermark.emit.strategy.
     source_options: tuple[tuple[str, str], ...] = ()
 
@@ -80,6 +83,8 @@ class KafkaTable:
                     f"table on topic {self.topic}: a sink needs a transactional id prefix"
                 )
             opts["sink.delivery-guarantee"] = self.delivery_guarantee
+            if self.max_request_bytes is not None:
+                opts["properties.max.request.size"] = str(self.max_request_bytes)
             if self.delivery_guarantee == "exactly-once":
                 opts["sink.transactional-id-prefix"] = self.transactional_id_prefix
                 opts["properties.transaction.timeout.ms"] = str(self.transaction_timeout_ms)

@@ -60,9 +60,12 @@ def cmd_topics(args: argparse.Namespace) -> int:
     from jobs import catalog
 
     platform = _platform(args)
-    topics = sorted({t for j in catalog.jobs(args.conf).values() for t in j.topics()})
-    kafka.create_topics(platform.kafka.bootstrap, topics, platform.kafka.default_partitions)
-    print("topics: " + ", ".join(topics))
+    configs = {t: c for j in catalog.jobs(args.conf).values() for t, c in j.topic_configs().items()}
+    for topic, cfg in sorted(configs.items()):
+        kafka.create_topics(
+            platform.kafka.bootstrap, [topic], platform.kafka.default_partitions, topic_config=cfg
+        )
+    print("topics: " + ", ".join(sorted(configs)))
     return 0
 
 

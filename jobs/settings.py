@@ -22,6 +22,14 @@ class KafkaSettings(config.Strict):
     default_partitions: int = Field(3, ge=1, le=64)
     # The broker refuses producers whose transaction.timeout.ms is above this (Kafka's default 15 min).
     transaction_max_timeout_ms: int = Field(900_000, ge=60_000)
+    # The one record-size limit: the broker's message.max.bytes, max.message.bytes of every topic
+    # the platform creates, and max.request.size of every Flink Kafka sink. The Silver job's config
+    # is checked against it: its largest DLQ and Silver rows must fit.
+    max_message_bytes: int = Field(8_388_608, ge=1_048_576, le=104_857_600)
+
+    def topic_config(self) -> dict[str, str]:
+        """Topic configs every topic the platform creates gets."""
+        return {"max.message.bytes": str(self.max_message_bytes)}
 
     @property
     def bootstrap(self) -> str:

@@ -224,6 +224,9 @@ def kafka_server_properties(s: PlatformSettings) -> str:
             "share.coordinator.state.topic.min.isr=1",
             # Flink sinks set transaction.timeout.ms (sinks.transaction_timeout_ms) below this.
             f"transaction.max.timeout.ms={k.transaction_max_timeout_ms}",
+            # The one record-size limit (kafka.max_message_bytes): sinks' max.request.size and
+            # the platform's topics' max.message.bytes are the same number.
+            f"message.max.bytes={k.max_message_bytes}",
             "group.initial.rebalance.delay.ms=0",
             "",
         ]

@@ -36,6 +36,7 @@ CREATE TABLE gold_demo_event_counts (
   'key.fields' = 'event_key',
   'value.fields-include' = 'ALL',
   'sink.delivery-guarantee' = 'exactly-once',
+  'properties.max.request.size' = '8388608',
   'sink.transactional-id-prefix' = 'streamlake.demo_event_counts.gold_demo_event_counts',
   'properties.transaction.timeout.ms' = '600000'
 );
@@ -141,6 +142,7 @@ CREATE TEMPORARY TABLE late_device_telemetry (
   'key.fields' = 'tenant_id;event_id',
   'value.fields-include' = 'ALL',
   'sink.delivery-guarantee' = 'exactly-once',
+  'properties.max.request.size' = '8388608',
   'sink.transactional-id-prefix' = 'streamlake.gold.late_device_telemetry',
   'properties.transaction.timeout.ms' = '600000'
 );
@@ -228,6 +230,7 @@ CREATE TEMPORARY TABLE late_orders (
   'key.fields' = 'tenant_id;event_id',
   'value.fields-include' = 'ALL',
   'sink.delivery-guarantee' = 'exactly-once',
+  'properties.max.request.size' = '8388608',
   'sink.transactional-id-prefix' = 'streamlake.gold.late_orders',
   'properties.transaction.timeout.ms' = '600000'
 );
@@ -261,6 +264,7 @@ CREATE TEMPORARY TABLE gold_device_temperature_1m (
   'key.json.timestamp-format.standard' = 'ISO-8601',
   'value.fields-include' = 'ALL',
   'sink.delivery-guarantee' = 'exactly-once',
+  'properties.max.request.size' = '8388608',
   'sink.transactional-id-prefix' = 'streamlake.gold.gold_device_temperature_1m',
   'properties.transaction.timeout.ms' = '600000'
 );
@@ -333,6 +337,7 @@ CREATE TEMPORARY TABLE gold_device_temperature_5m_hop (
   'key.json.timestamp-format.standard' = 'ISO-8601',
   'value.fields-include' = 'ALL',
   'sink.delivery-guarantee' = 'exactly-once',
+  'properties.max.request.size' = '8388608',
   'sink.transactional-id-prefix' = 'streamlake.gold.gold_device_temperature_5m_hop',
   'properties.transaction.timeout.ms' = '600000'
 );
@@ -370,6 +375,7 @@ CREATE TEMPORARY TABLE gold_orders_customer_sessions (
   'key.json.timestamp-format.standard' = 'ISO-8601',
   'value.fields-include' = 'ALL',
   'sink.delivery-guarantee' = 'exactly-once',
+  'properties.max.request.size' = '8388608',
   'sink.transactional-id-prefix' = 'streamlake.gold.gold_orders_customer_sessions',
   'properties.transaction.timeout.ms' = '600000'
 );
@@ -407,6 +413,7 @@ CREATE TEMPORARY TABLE gold_orders_revenue_today (
   'key.json.timestamp-format.standard' = 'ISO-8601',
   'value.fields-include' = 'ALL',
   'sink.delivery-guarantee' = 'exactly-once',
+  'properties.max.request.size' = '8388608',
   'sink.transactional-id-prefix' = 'streamlake.gold.gold_orders_revenue_today',
   'properties.transaction.timeout.ms' = '600000'
 );
@@ -444,6 +451,7 @@ CREATE TEMPORARY TABLE alert_events (
   'key.fields' = 'tenant_id;rule_id;alert_key',
   'value.fields-include' = 'ALL',
   'sink.delivery-guarantee' = 'exactly-once',
+  'properties.max.request.size' = '8388608',
   'sink.transactional-id-prefix' = 'streamlake.gold.alert_events',
   'properties.transaction.timeout.ms' = '600000'
 );
@@ -576,6 +584,7 @@ CREATE TEMPORARY TABLE bench_passthrough (
   'properties.bootstrap.servers' = '127.0.0.1:9092',
   'value.format' = 'raw',
   'sink.delivery-guarantee' = 'exactly-once',
+  'properties.max.request.size' = '8388608',
   'sink.transactional-id-prefix' = 'streamlake.passthrough.bench_passthrough',
   'properties.transaction.timeout.ms' = '600000'
 );
@@ -716,6 +725,7 @@ CREATE TEMPORARY TABLE dlq_events (
   'value.format' = 'json',
   'value.json.timestamp-format.standard' = 'ISO-8601',
   'sink.delivery-guarantee' = 'exactly-once',
+  'properties.max.request.size' = '8388608',
   'sink.transactional-id-prefix' = 'streamlake.silver.dlq_events',
   'properties.transaction.timeout.ms' = '600000'
 );
@@ -736,6 +746,7 @@ CREATE TEMPORARY TABLE audit_silver_counts (
   'value.format' = 'json',
   'value.json.timestamp-format.standard' = 'ISO-8601',
   'sink.delivery-guarantee' = 'exactly-once',
+  'properties.max.request.size' = '8388608',
   'sink.transactional-id-prefix' = 'streamlake.silver.audit_silver_counts',
   'properties.transaction.timeout.ms' = '600000'
 );
@@ -825,6 +836,7 @@ CREATE TEMPORARY TABLE silver_device_telemetry (
   'key.fields' = 'tenant_id;event_id',
   'value.fields-include' = 'ALL',
   'sink.delivery-guarantee' = 'exactly-once',
+  'properties.max.request.size' = '8388608',
   'sink.transactional-id-prefix' = 'streamlake.silver.silver_device_telemetry',
   'properties.transaction.timeout.ms' = '600000'
 );
@@ -946,6 +958,7 @@ CREATE TEMPORARY TABLE silver_orders (
   'key.fields' = 'tenant_id;event_id',
   'value.fields-include' = 'ALL',
   'sink.delivery-guarantee' = 'exactly-once',
+  'properties.max.request.size' = '8388608',
   'sink.transactional-id-prefix' = 'streamlake.silver.silver_orders',
   'properties.transaction.timeout.ms' = '600000'
 );
