@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from jobs import config, paths
+from jobs.registry import Duration, duration_ms
 
 _ID = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 _MEM = re.compile(r"^[1-9][0-9]*[mg]$")
@@ -43,6 +44,38 @@ class KafkaSettings(config.Strict):
         return v
 
 
+class RestartSettings(config.Strict):
+    """Flink's failure-rate restart strategy: a job failing more than max_failures_per_interval
+    times within interval ends FAILED instead of restarting forever on the same record."""
+
+    max_failures_per_interval: int = Field(3, ge=1, le=1000)
+    interval: Duration = "5min"
+    delay: Duration = "10s"
+
+    @model_validator(mode="after")
+    def _can_fail(self) -> RestartSettings:
+        # Restarts are at least `delay` apart, so unless max+1 of them fit in one interval the
+        # rate is never exceeded and a job failing on every start restarts forever.
+        if (self.max_failures_per_interval + 1) * duration_ms(self.delay) >= duration_ms(
+            self.interval
+        ):
+            raise ValueError(
+                "an interval longer than (max_failures_per_interval + 1) x delay; otherwise a job "
+                "that fails on every start never exceeds the rate and restarts forever"
+            )
+        return self
+
+    def flink_options(self) -> dict[str, str]:
+        return {
+            "restart-strategy.type": "failure-rate",
+            "restart-strategy.failure-rate.max-failures-per-interval": str(
+                self.max_failures_per_interval
+            ),
+            "restart-strategy.failure-rate.failure-rate-interval": f"{duration_ms(self.interval)} ms",
+            "restart-strategy.failure-rate.delay": f"{duration_ms(self.delay)} ms",
+        }
+
+
 class FlinkSettings(config.Strict):
     rest_port: int = Field(8081, ge=1024, le=65535)
     rpc_port: int = Field(6123, ge=1024, le=65535)
@@ -54,6 +87,8 @@ class FlinkSettings(config.Strict):
     state_backend: Literal["rocksdb", "hashmap"] = "rocksdb"
     # Prometheus reporter port; null keeps it off, because the reporter cannot bind to loopback only.
     prometheus_port: int | None = Field(None, ge=1024, le=65535)
+    # Jobs on the cluster; the local executor (tests, `jobs run`) fails at the first failure.
+    restart: RestartSettings = RestartSettings()
 
     @field_validator("jobmanager_memory", "taskmanager_memory")
     @classmethod
