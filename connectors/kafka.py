@@ -168,14 +168,22 @@ def produce(
     records: Iterable[tuple[bytes | None, bytes | None]],
     partition_of: Mapping[int, int] | None = None,
     headers: Mapping[int, list[tuple[str, bytes]]] | None = None,
+    max_message_bytes: int | None = None,
 ) -> list[tuple[int, int]]:
     """Produce (key, value) records idempotently; wait for every acknowledgement.
 
-    Returns each record's (partition, offset), in the order given.
+    Returns each record's (partition, offset), in the order given. `max_message_bytes` raises
+    the client's record-size limit (librdkafka's default is 1,000,000 bytes).
     """
-    p = Producer(
-        {"bootstrap.servers": bootstrap, "enable.idempotence": True, "linger.ms": 5, **_QUIET}
-    )
+    conf: dict[str, Any] = {
+        "bootstrap.servers": bootstrap,
+        "enable.idempotence": True,
+        "linger.ms": 5,
+        **_QUIET,
+    }
+    if max_message_bytes is not None:
+        conf["message.max.bytes"] = max_message_bytes
+    p = Producer(conf)
     errors: list[str] = []
     placed: dict[int, tuple[int, int]] = {}
 

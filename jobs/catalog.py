@@ -155,9 +155,11 @@ def demo_event_counts(conf_dir: Path) -> SqlJob:
 
 def silver(conf_dir: Path) -> SqlJob:
     """Bronze -> Silver + DLQ + audit, compiled from the onboarding registry."""
-    from jobs import compiler, registry
+    from jobs import compiler, limits, registry, settings
 
     reg = registry.load_registry(conf_dir)
+    platform_file = conf_dir / "platform.yaml"
+    limits.check(reg, settings.load_platform(platform_file), platform_file)
     tables: dict[str, TableSpec] = {
         "bronze_events": TableSpec(
             tuple(reg.bronze_topics()),
