@@ -98,7 +98,13 @@ class DeltaSink:
             opts = pj.ParseOptions(
                 explicit_schema=self.value_schema, unexpected_field_behavior="ignore"
             )
-            table = pj.read_json(io.BytesIO(b"\n".join(values)), parse_options=opts)
+            # A row may not straddle two blocks (pyarrow refuses it): a block holds the longest.
+            block = max(1 << 20, max(len(v) for v in values) + 1)
+            table = pj.read_json(
+                io.BytesIO(b"\n".join(values)),
+                read_options=pj.ReadOptions(block_size=block),
+                parse_options=opts,
+            )
             if table.num_rows != len(msgs):
                 raise ValueError(
                     f"{self.table}: {len(msgs)} records parsed into {table.num_rows} rows"

@@ -41,6 +41,9 @@ class KafkaTable:
     upsert: bool = False
     # A sink's partitioner: '' is Kafka's (by key); 'fixed' sends sink subtask i to partition i.
     partitioner: Literal["", "fixed"] = ""
+    # A sink's producer max.request.size: the largest record it may write (the broker's and the
+    # topics' limit; None keeps the client default of 1 MiB).
+    max_request_bytes: int | None = None
     # Further source options, e.g. scan.watermark.emit.strategy.
     source_options: tuple[tuple[str, str], ...] = ()
 
@@ -84,6 +87,8 @@ class KafkaTable:
             if self.partitioner:
                 opts["sink.partitioner"] = self.partitioner
             opts["sink.delivery-guarantee"] = self.delivery_guarantee
+            if self.max_request_bytes is not None:
+                opts["properties.max.request.size"] = str(self.max_request_bytes)
             if self.delivery_guarantee == "exactly-once":
                 opts["sink.transactional-id-prefix"] = self.transactional_id_prefix
                 opts["properties.transaction.timeout.ms"] = str(self.transaction_timeout_ms)
@@ -167,14 +172,22 @@ def produce(
     records: Iterable[tuple[bytes | None, bytes | None]],
     partition_of: Mapping[int, int] | None = None,
     headers: Mapping[int, list[tuple[str, bytes]]] | None = None,
+    max_message_bytes: int | None = None,
 ) -> list[tuple[int, int]]:
     """Produce (key, value) records idempotently; wait for every acknowledgement.
 
-    Returns each record's (partition, offset), in the order given.
+    Returns each record's (partition, offset), in the order given. `max_message_bytes` raises
+    the client's record-size limit (librdkafka's default is 1,000,000 bytes).
     """
-    p = Producer(
-        {"bootstrap.servers": bootstrap, "enable.idempotence": True, "linger.ms": 5, **_QUIET}
-    )
+    conf: dict[str, Any] = {
+        "bootstrap.servers": bootstrap,
+        "enable.idempotence": True,
+        "linger.ms": 5,
+        **_QUIET,
+    }
+    if max_message_bytes is not None:
+        conf["message.max.bytes"] = max_message_bytes
+    p = Producer(conf)
     errors: list[str] = []
     placed: dict[int, tuple[int, int]] = {}
 

@@ -6,6 +6,7 @@ writes, and with which delivery guarantee, is decided here from config (connecto
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +48,9 @@ class SqlJob:
     table_config: Mapping[str, str] = field(default_factory=dict)
     # Options every Kafka source table of the job gets (e.g. the watermark emit strategy).
     source_options: Mapping[str, str] = field(default_factory=dict)
+    # Topic configs every topic of the job gets when the platform creates it (the record-size
+    # limit from conf/platform.yaml), under each table's own.
+    topic_defaults: Mapping[str, str] = field(default_factory=dict)
 
     def topics(self) -> list[str]:
         return sorted({t for spec in self.tables.values() for t in spec.topics})
@@ -58,7 +62,11 @@ class SqlJob:
         return sorted({t for s in self.tables.values() if s.role == "sink" for t in s.topics})
 
     def topic_configs(self) -> dict[str, Mapping[str, str]]:
-        return {t: spec.topic_config for spec in self.tables.values() for t in spec.topics}
+        return {
+            t: {**self.topic_defaults, **spec.topic_config}
+            for spec in self.tables.values()
+            for t in spec.topics
+        }
 
     def kafka_table(
         self, table: str, platform: PlatformSettings, *, bounded: bool, query: bool
@@ -74,6 +82,7 @@ class SqlJob:
             transactional_id_prefix=f"{ident}.{table}",
             transaction_timeout_ms=platform.sinks.transaction_timeout_ms,
             delivery_guarantee=platform.sinks.delivery_guarantee,
+            max_request_bytes=platform.kafka.max_message_bytes,
             bounded=bounded,
             key_fields=spec.key_fields,
             key_format=spec.key_format,
@@ -149,9 +158,11 @@ def demo_event_counts(conf_dir: Path) -> SqlJob:
 
 def silver(conf_dir: Path) -> SqlJob:
     """Bronze -> Silver + DLQ + audit, compiled from the onboarding registry."""
-    from jobs import compiler, registry
+    from jobs import compiler, limits, registry, settings
 
     reg = registry.load_registry(conf_dir)
+    platform_file = conf_dir / "platform.yaml"
+    limits.check(reg, settings.load_platform(platform_file), platform_file)
     tables: dict[str, TableSpec] = {
         "bronze_events": TableSpec(
             tuple(reg.bronze_topics()),
@@ -260,9 +271,12 @@ STREAM_JOBS = ("device_anomaly",)
 
 
 def jobs(conf_dir: Path | None = None) -> dict[str, SqlJob]:
+    from jobs import settings
+
     conf_dir = conf_dir or paths.CONF_DIR
+    topic_defaults = settings.load_platform(conf_dir / "platform.yaml").kafka.topic_config()
     found = [demo_event_counts(conf_dir), silver(conf_dir), gold(conf_dir), passthrough(conf_dir)]
-    return {j.name: j for j in found}
+    return {j.name: dataclasses.replace(j, topic_defaults=topic_defaults) for j in found}
 
 
 def get(name: str, conf_dir: Path | None = None) -> SqlJob:

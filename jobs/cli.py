@@ -33,10 +33,16 @@ def cmd_down(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    """Exit 1 if a job of the cluster has FAILED (its root cause is printed beside it)."""
     from jobs import stack
 
-    for line in stack.status(_platform(args)):
+    platform = _platform(args)
+    for line in stack.status(platform):
         print(line)
+    failed = stack.failed_jobs(platform) if stack.owned("flink-jobmanager") else []
+    if failed:
+        print(f"error: {len(failed)} job(s) FAILED: {', '.join(failed)}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -60,9 +66,12 @@ def cmd_topics(args: argparse.Namespace) -> int:
     from jobs import catalog
 
     platform = _platform(args)
-    topics = sorted({t for j in catalog.jobs(args.conf).values() for t in j.topics()})
-    kafka.create_topics(platform.kafka.bootstrap, topics, platform.kafka.default_partitions)
-    print("topics: " + ", ".join(topics))
+    configs = {t: c for j in catalog.jobs(args.conf).values() for t, c in j.topic_configs().items()}
+    for topic, cfg in sorted(configs.items()):
+        kafka.create_topics(
+            platform.kafka.bootstrap, [topic], platform.kafka.default_partitions, topic_config=cfg
+        )
+    print("topics: " + ", ".join(sorted(configs)))
     return 0
 
 
@@ -194,7 +203,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--kafka-only", action="store_true")
     p.set_defaults(func=cmd_up)
     sub.add_parser("down", help="stop what `up` started").set_defaults(func=cmd_down)
-    sub.add_parser("status", help="processes, health, running jobs").set_defaults(func=cmd_status)
+    sub.add_parser("status", help="processes, health, jobs (exit 1 if one FAILED)").set_defaults(
+        func=cmd_status
+    )
 
     p = sub.add_parser("plan", help="print the complete SQL of the pipeline")
     p.add_argument("--job")

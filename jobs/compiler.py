@@ -422,6 +422,9 @@ def silver_params(
         "event_clock": event_clock(reg),
         "audit_window_ms": str(registry.duration_ms(reg.silver.audit_window)),
         "max_record_bytes": str(reg.silver.max_record_bytes),
+        "dlq_max_value_bytes": str(reg.silver.dlq.max_value_bytes),
+        "dlq_max_key_bytes": str(reg.silver.dlq.max_key_bytes),
+        "dlq_max_headers_bytes": str(reg.silver.dlq.max_headers_bytes),
         "topic_owner_cases": " ".join(
             f"WHEN {q(t)} THEN {q(o)}" for t, o in sorted(owners.items())
         ),

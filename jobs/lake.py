@@ -110,10 +110,17 @@ DLQ_SCHEMA = pa.schema(
         ("source_partition", pa.int32()),
         ("source_offset", pa.int64()),
         ("ingest_at", TS),
-        # BYTES travel through Kafka JSON as base64; they are kept so, losslessly.
+        # BYTES travel through Kafka JSON as base64; they are kept so, losslessly. The key and
+        # value are their first bytes (silver.yaml dlq limits); the whole record is in
+        # bronze_events at (source_topic, source_partition, source_offset).
         ("source_key", pa.string()),
+        ("source_key_bytes", pa.int64()),
         ("source_headers", pa.list_(pa.struct([("key", pa.string()), ("value", pa.string())]))),
+        ("source_headers_dropped", pa.bool_()),
         ("raw_value", pa.string()),
+        ("raw_value_bytes", pa.int64()),
+        ("raw_value_sha256", pa.string()),
+        ("raw_value_truncated", pa.bool_()),
         ("detected_at", TS),
     ]
 )

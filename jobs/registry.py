@@ -258,10 +258,25 @@ class Envelope(config.Strict):
     version_header: str = "schema_version"
 
 
+class DlqLimits(config.Strict):
+    """Bounds on what a DLQ row keeps of its record, so every DLQ row fits the Kafka sink
+    whatever the record's size or shape. The whole record stays in Bronze (Kafka and Delta)."""
+
+    # raw_value keeps the first max_value_bytes bytes; raw_value_bytes and raw_value_sha256
+    # describe the whole value, raw_value_truncated says whether bytes were cut.
+    max_value_bytes: int = Field(65_536, ge=64, le=16_777_216)
+    # source_key keeps the first max_key_bytes bytes of the Kafka key (source_key_bytes: all).
+    max_key_bytes: int = Field(1024, ge=16, le=1_048_576)
+    # Headers whose JSON (as the DLQ row carries them) is larger are dropped:
+    # source_headers is null and source_headers_dropped true.
+    max_headers_bytes: int = Field(8192, ge=64, le=1_048_576)
+
+
 class SilverRunner(config.Strict):
     dlq_topic: str = "dlq_events"
     audit_topic: str = "audit_silver_counts"
     envelope: Envelope = Envelope()
+    dlq: DlqLimits = DlqLimits()
     max_record_bytes: int = Field(1_048_576, ge=64, le=16_777_216)
     # Reject duplicate JSON keys (and NaN/Infinity) with a strict parse of every record.
     reject_duplicate_keys: bool = True

@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from jobs import config, paths
+from jobs.registry import Duration, duration_ms
 
 _ID = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 _MEM = re.compile(r"^[1-9][0-9]*[mg]$")
@@ -22,6 +23,14 @@ class KafkaSettings(config.Strict):
     default_partitions: int = Field(3, ge=1, le=64)
     # The broker refuses producers whose transaction.timeout.ms is above this (Kafka's default 15 min).
     transaction_max_timeout_ms: int = Field(900_000, ge=60_000)
+    # The one record-size limit: the broker's message.max.bytes, max.message.bytes of every topic
+    # the platform creates, and max.request.size of every Flink Kafka sink. The Silver job's config
+    # is checked against it: its largest DLQ and Silver rows must fit.
+    max_message_bytes: int = Field(8_388_608, ge=1_048_576, le=104_857_600)
+
+    def topic_config(self) -> dict[str, str]:
+        """Topic configs every topic the platform creates gets."""
+        return {"max.message.bytes": str(self.max_message_bytes)}
 
     @property
     def bootstrap(self) -> str:
@@ -35,6 +44,38 @@ class KafkaSettings(config.Strict):
         return v
 
 
+class RestartSettings(config.Strict):
+    """Flink's failure-rate restart strategy: a job failing more than max_failures_per_interval
+    times within interval ends FAILED instead of restarting forever on the same record."""
+
+    max_failures_per_interval: int = Field(3, ge=1, le=1000)
+    interval: Duration = "5min"
+    delay: Duration = "10s"
+
+    @model_validator(mode="after")
+    def _can_fail(self) -> RestartSettings:
+        # Restarts are at least `delay` apart, so unless max+1 of them fit in one interval the
+        # rate is never exceeded and a job failing on every start restarts forever.
+        if (self.max_failures_per_interval + 1) * duration_ms(self.delay) >= duration_ms(
+            self.interval
+        ):
+            raise ValueError(
+                "an interval longer than (max_failures_per_interval + 1) x delay; otherwise a job "
+                "that fails on every start never exceeds the rate and restarts forever"
+            )
+        return self
+
+    def flink_options(self) -> dict[str, str]:
+        return {
+            "restart-strategy.type": "failure-rate",
+            "restart-strategy.failure-rate.max-failures-per-interval": str(
+                self.max_failures_per_interval
+            ),
+            "restart-strategy.failure-rate.failure-rate-interval": f"{duration_ms(self.interval)} ms",
+            "restart-strategy.failure-rate.delay": f"{duration_ms(self.delay)} ms",
+        }
+
+
 class FlinkSettings(config.Strict):
     rest_port: int = Field(8081, ge=1024, le=65535)
     rpc_port: int = Field(6123, ge=1024, le=65535)
@@ -46,6 +87,8 @@ class FlinkSettings(config.Strict):
     state_backend: Literal["rocksdb", "hashmap"] = "rocksdb"
     # Prometheus reporter port; null keeps it off, because the reporter cannot bind to loopback only.
     prometheus_port: int | None = Field(None, ge=1024, le=65535)
+    # Jobs on the cluster; the local executor (tests, `jobs run`) fails at the first failure.
+    restart: RestartSettings = RestartSettings()
 
     @field_validator("jobmanager_memory", "taskmanager_memory")
     @classmethod

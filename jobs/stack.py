@@ -224,6 +224,9 @@ def kafka_server_properties(s: PlatformSettings) -> str:
             "share.coordinator.state.topic.min.isr=1",
             # Flink sinks set transaction.timeout.ms (sinks.transaction_timeout_ms) below this.
             f"transaction.max.timeout.ms={k.transaction_max_timeout_ms}",
+            # The one record-size limit (kafka.max_message_bytes): sinks' max.request.size and
+            # the platform's topics' max.message.bytes are the same number.
+            f"message.max.bytes={k.max_message_bytes}",
             "group.initial.rebalance.delay.ms=0",
             "",
         ]
@@ -363,7 +366,8 @@ def flink_config(s: PlatformSettings) -> dict[str, Any]:
         "execution.checkpointing.interval": f"{f.checkpoint_interval_ms} ms",
         "execution.checkpointing.mode": "EXACTLY_ONCE",
         "execution.checkpointing.num-retained": 3,
-        "restart-strategy.type": "exponential-delay",
+        # Bounded restarts (flink.restart): a job failing on every start ends FAILED.
+        **f.restart.flink_options(),
         "python.executable": py,
         "python.client.executable": py,
         "table.local-time-zone": "UTC",
@@ -574,6 +578,41 @@ def leftovers() -> list[tuple[int, str]]:
     return found
 
 
+def root_cause(exceptions: dict[str, Any]) -> str:
+    """The root cause of a job's latest failure, from Flink REST /jobs/<id>/exceptions."""
+    entries = exceptions.get("exceptionHistory", {}).get("entries", [])
+    if not entries:
+        return "no exception recorded"
+    latest = entries[0]
+    trace = str(latest.get("stacktrace") or latest.get("exceptionName") or "")
+    causes = [ln for ln in trace.splitlines() if ln.startswith("Caused by: ")]
+    cause = causes[-1].removeprefix("Caused by: ") if causes else trace.partition("\n")[0]
+    tasks = [c.get("taskName") for c in [latest, *latest.get("concurrentExceptions", [])]]
+    task = next((t for t in tasks if t), None)
+    return cause[:500] + (f" (in {task})" if task else "")
+
+
+def job_lines(
+    overview: dict[str, Any], exceptions_of: Callable[[str], dict[str, Any]]
+) -> list[str]:
+    """One line per job of /jobs/overview; a FAILED job also gets its root cause."""
+    lines = []
+    for j in overview.get("jobs", []):
+        lines.append(f"  job {j['jid']} {j['state']:10} {j['name']}")
+        if j["state"] == "FAILED":
+            lines.append(f"      root cause: {root_cause(exceptions_of(j['jid']))}")
+    return lines
+
+
+def failed_jobs(s: PlatformSettings) -> list[str]:
+    """Ids of the cluster's jobs that ended FAILED (empty if the cluster does not answer)."""
+    try:
+        jobs = rest_get(s, "/jobs/overview").get("jobs", [])
+    except (OSError, urllib.error.URLError, ValueError):
+        return []
+    return [j["jid"] for j in jobs if j["state"] == "FAILED"]
+
+
 def status(s: PlatformSettings) -> list[str]:
     lines = []
     for name in COMPONENTS:
@@ -592,8 +631,8 @@ def status(s: PlatformSettings) -> list[str]:
                 f"slots={ov['slots-available']}/{ov['slots-total']} jobs running={ov['jobs-running']} "
                 f"finished={ov['jobs-finished']} failed={ov['jobs-failed']}"
             )
-            for j in rest_get(s, "/jobs/overview").get("jobs", []):
-                lines.append(f"  job {j['jid']} {j['state']:10} {j['name']}")
+            jobs = rest_get(s, "/jobs/overview")
+            lines += job_lines(jobs, lambda jid: rest_get(s, f"/jobs/{jid}/exceptions"))
         except (OSError, urllib.error.URLError, ValueError) as exc:
             lines.append(f"flink cluster      {s.flink.rest_url} NOT answering ({exc})")
     if owned("loader") and owned("kafka"):

@@ -46,10 +46,11 @@ ${silver_columns},
 ${with_silver}
 );
 
+-- Field rejects, as received: silver.sql's dlq_rejects joins them and bounds every DLQ row.
 CREATE TEMPORARY VIEW dlq_rows_${event_type} AS
-SELECT topic_tenant, event_type, schema_version, SPLIT(field_reasons, ','), LEFT(w_tenant, 256),
-       source_topic, source_partition, source_offset, ingest_at, raw_key, MAP_ENTRIES(source_headers),
-       raw_value, CAST(proc_at AS TIMESTAMP_LTZ(3))
+SELECT topic_tenant, event_type, schema_version, SPLIT(field_reasons, ','), w_tenant,
+       source_topic, source_partition, source_offset, ingest_at, raw_key, source_headers,
+       raw_value, record_bytes, CAST(proc_at AS TIMESTAMP_LTZ(3))
 FROM silver_checked_${event_type}
 WHERE field_reasons <> '';
 

@@ -116,7 +116,9 @@ SELECT r.*,
     ) AS partition_watermark_at
 FROM bronze_routed AS r;
 
--- Every rejected record, with its original bytes, where it came from and why.
+-- Every rejected record: where it came from, why, and its bytes, bounded so that any record
+-- makes a DLQ row the sink can write (a poison record must not stop every tenant). The whole
+-- record stays in Bronze, by (source_topic, source_partition, source_offset).
 CREATE TEMPORARY TABLE dlq_events (
     tenant_id         STRING,
     event_type        STRING,
@@ -127,10 +129,18 @@ CREATE TEMPORARY TABLE dlq_events (
     source_partition  INT,
     source_offset     BIGINT,
     ingest_at         TIMESTAMP_LTZ(3),
+    -- The Kafka key's first ${dlq_max_key_bytes} bytes, and its full length.
     source_key        BYTES,
-    -- The record's Kafka headers as (key, value) pairs (a list, so any reader can load it).
+    source_key_bytes  BIGINT,
+    -- The record's Kafka headers as (key, value) pairs (a list, so any reader can load it); null
+    -- and flagged when, as JSON, they are over ${dlq_max_headers_bytes} bytes.
     source_headers    ARRAY<ROW<`key` STRING, `value` BYTES>>,
+    source_headers_dropped BOOLEAN,
+    -- The value's first ${dlq_max_value_bytes} bytes; length and SHA-256 (hex) of all of it.
     raw_value         BYTES,
+    raw_value_bytes   BIGINT,
+    raw_value_sha256  STRING,
+    raw_value_truncated BOOLEAN,
     detected_at       TIMESTAMP_LTZ(3)
 ) WITH (
 ${with_dlq_events}
@@ -152,15 +162,43 @@ ${with_audit_silver_counts}
 
 ${event_type_sections}
 
--- One INSERT per Kafka table: each sink owns its transactional ids, and two sinks sharing a
--- prefix would fence each other. Every event type's rows join these through UNION ALL.
-INSERT INTO dlq_events
-SELECT topic_tenant, event_type, schema_version, ARRAY[route_reason], LEFT(w_tenant, 256),
-       source_topic, source_partition, source_offset, ingest_at, raw_key, MAP_ENTRIES(source_headers),
-       raw_value, CAST(proc_at AS TIMESTAMP_LTZ(3))
+-- Every reject, as received (each event type's field rejects join through UNION ALL).
+CREATE TEMPORARY VIEW dlq_rejects AS
+SELECT topic_tenant, event_type, schema_version, ARRAY[route_reason] AS reason_codes, w_tenant,
+       source_topic, source_partition, source_offset, ingest_at, raw_key, source_headers,
+       raw_value, record_bytes, CAST(proc_at AS TIMESTAMP_LTZ(3)) AS detected_at
 FROM bronze_routed
 WHERE route_reason IS NOT NULL
 ${dlq_unions};
+
+-- Sizes of the key and of the headers as JSON (the form the DLQ row carries them in), measured
+-- like record_bytes; UNNEST materialises each base64 text once. Only rejects pay for this and
+-- for the hash below.
+CREATE TEMPORARY VIEW dlq_measured AS
+SELECT r.*,
+    CHAR_LENGTH(m.key_b64) / 4 * 3
+      - CASE WHEN m.key_b64 LIKE '%==' THEN 2 WHEN m.key_b64 LIKE '%=' THEN 1 ELSE 0 END AS key_bytes,
+    CHAR_LENGTH(m.headers_b64) / 4 * 3
+      - CASE WHEN m.headers_b64 LIKE '%==' THEN 2 WHEN m.headers_b64 LIKE '%=' THEN 1 ELSE 0 END AS headers_bytes
+FROM dlq_rejects AS r
+CROSS JOIN UNNEST(ARRAY[ROW(
+    TO_BASE64(r.raw_key),
+    TO_BASE64(ENCODE(JSON_STRING(MAP_ENTRIES(r.source_headers)), 'UTF-8'))
+)]) AS m(key_b64, headers_b64);
+
+-- One INSERT per Kafka table: each sink owns its transactional ids, and two sinks sharing a
+-- prefix would fence each other. Bounded by construction: CAST to VARBINARY(n) keeps the first
+-- n bytes; the claimed tenant is cut to 256 characters.
+INSERT INTO dlq_events
+SELECT topic_tenant, event_type, schema_version, reason_codes, LEFT(w_tenant, 256),
+       source_topic, source_partition, source_offset, ingest_at,
+       CAST(raw_key AS VARBINARY(${dlq_max_key_bytes})), CAST(key_bytes AS BIGINT),
+       CASE WHEN headers_bytes <= ${dlq_max_headers_bytes} THEN MAP_ENTRIES(source_headers) END,
+       COALESCE(headers_bytes > ${dlq_max_headers_bytes}, FALSE),
+       CAST(raw_value AS VARBINARY(${dlq_max_value_bytes})), CAST(record_bytes AS BIGINT),
+       SHA256(raw_value), COALESCE(record_bytes > ${dlq_max_value_bytes}, FALSE),
+       detected_at
+FROM dlq_measured;
 
 -- What each record counts towards: (ingest window, tenant, event type, metric).
 CREATE TEMPORARY VIEW audit_facts AS

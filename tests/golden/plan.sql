@@ -36,6 +36,7 @@ CREATE TABLE gold_demo_event_counts (
   'key.fields' = 'event_key',
   'value.fields-include' = 'ALL',
   'sink.delivery-guarantee' = 'exactly-once',
+  'properties.max.request.size' = '8388608',
   'sink.transactional-id-prefix' = 'streamlake.demo_event_counts.gold_demo_event_counts',
   'properties.transaction.timeout.ms' = '600000'
 );
@@ -78,12 +79,19 @@ CREATE TEMPORARY TABLE silver_device_telemetry (
     `source_partition` INT,
     `source_offset` BIGINT,
     `ingest_at` TIMESTAMP_LTZ(3),
-    -- Watermark 5s behind the largest event time seen in each Kafka partition, because
-    -- devices buffer readings for up to 3 s before sending, and gateways reorder within that.
-    -- Clock skew: the Silver job sent events more than 5min ahead of their ingest
-    -- time to the DLQ, so one bad clock cannot push this watermark ahead. Idle partitions: a
-    -- partition quiet for 10s stops holding the watermark back.
-    WATERMARK FOR event_at AS event_at - INTERVAL '0 00:00:05.000' DAY TO SECOND
+    `partition_watermark_at` TIMESTAMP_LTZ(3),
+    `stream_watermark_at` TIMESTAMP_LTZ(3),
+    -- Which rows are late was decided by the Silver job, per Bronze partition: a row is late
+    -- when event_at is at or behind partition_watermark_at, its Bronze partition's watermark
+    -- (5s behind that partition's largest event time, because devices buffer readings for up to 3 s before sending, and gateways reorder within that).
+    -- That depends only on each Bronze partition's contents, not on how fast or in what order
+    -- partitions were read. This job's watermark is the Silver job's own watermark carried by
+    -- each row (stream_watermark_at): every on-time row after a row in its Silver partition is
+    -- later than that value, so no window or rule below ever meets an on-time row behind it.
+    -- Clock skew: the Silver job sent events more than 5min ahead of their
+    -- ingest time to the DLQ, and they never moved a watermark. Idle partitions: a partition
+    -- quiet for 10s stops holding the watermark back.
+    WATERMARK FOR event_at AS stream_watermark_at
 ) WITH (
   'connector' = 'kafka',
   'topic' = 'silver_device_telemetry',
@@ -97,19 +105,24 @@ CREATE TEMPORARY TABLE silver_device_telemetry (
 );
 
 -- The watermark each row meets. Window aggregations and MATCH_RECOGNIZE silently drop a row at
--- or behind it, so the split is made here, once, and both halves are kept.
+-- or behind this job's watermark, so the split is made here, once, and both halves are kept:
+-- late by its Bronze partition, or (only when a partition was idle and came back) behind this
+-- job's watermark.
 CREATE TEMPORARY VIEW timed_device_telemetry AS
-SELECT *, CURRENT_WATERMARK(event_at) AS watermark_at
+SELECT *,
+    CASE WHEN event_at <= partition_watermark_at THEN partition_watermark_at
+         WHEN event_at <= CURRENT_WATERMARK(event_at) THEN CURRENT_WATERMARK(event_at)
+    END AS watermark_at
 FROM silver_device_telemetry;
 
 CREATE TEMPORARY VIEW ontime_device_telemetry AS
 SELECT * FROM timed_device_telemetry
-WHERE watermark_at IS NULL OR event_at > watermark_at;
+WHERE watermark_at IS NULL;
 
 CREATE TEMPORARY VIEW late_rows_device_telemetry AS
 SELECT *, (EXTRACT(EPOCH FROM event_at) * 1000 + EXTRACT(MILLISECOND FROM event_at)) AS event_ms, (EXTRACT(EPOCH FROM watermark_at) * 1000 + EXTRACT(MILLISECOND FROM watermark_at)) AS watermark_ms
 FROM timed_device_telemetry
-WHERE event_at <= watermark_at;
+WHERE watermark_at IS NOT NULL;
 
 CREATE TEMPORARY TABLE late_device_telemetry (
     `tenant_id` STRING,
@@ -129,6 +142,8 @@ CREATE TEMPORARY TABLE late_device_telemetry (
     `source_partition` INT,
     `source_offset` BIGINT,
     `ingest_at` TIMESTAMP_LTZ(3),
+    `partition_watermark_at` TIMESTAMP_LTZ(3),
+    `stream_watermark_at` TIMESTAMP_LTZ(3),
     watermark_at  TIMESTAMP_LTZ(3),
     late_by_ms    BIGINT
 ) WITH (
@@ -141,12 +156,13 @@ CREATE TEMPORARY TABLE late_device_telemetry (
   'key.fields' = 'tenant_id;event_id',
   'value.fields-include' = 'ALL',
   'sink.delivery-guarantee' = 'exactly-once',
+  'properties.max.request.size' = '8388608',
   'sink.transactional-id-prefix' = 'streamlake.gold.late_device_telemetry',
   'properties.transaction.timeout.ms' = '600000'
 );
 
 INSERT INTO late_device_telemetry
-SELECT `tenant_id`, `event_type`, `schema_version`, `event_id`, `event_at`, `device_id`, `temperature_c`, `humidity_pct`, `battery_ok`, `status`, `location`, `tags`, `technician_email`, `source_topic`, `source_partition`, `source_offset`, `ingest_at`, watermark_at, watermark_ms - event_ms
+SELECT `tenant_id`, `event_type`, `schema_version`, `event_id`, `event_at`, `device_id`, `temperature_c`, `humidity_pct`, `battery_ok`, `status`, `location`, `tags`, `technician_email`, `source_topic`, `source_partition`, `source_offset`, `ingest_at`, `partition_watermark_at`, `stream_watermark_at`, watermark_at, watermark_ms - event_ms
 FROM late_rows_device_telemetry;
 
 
@@ -168,12 +184,19 @@ CREATE TEMPORARY TABLE silver_orders (
     `source_partition` INT,
     `source_offset` BIGINT,
     `ingest_at` TIMESTAMP_LTZ(3),
-    -- Watermark 10s behind the largest event time seen in each Kafka partition, because
-    -- orders are relayed from store tills in batches flushed every 5 s, plus network retries.
-    -- Clock skew: the Silver job sent events more than 5min ahead of their ingest
-    -- time to the DLQ, so one bad clock cannot push this watermark ahead. Idle partitions: a
-    -- partition quiet for 10s stops holding the watermark back.
-    WATERMARK FOR event_at AS event_at - INTERVAL '0 00:00:10.000' DAY TO SECOND
+    `partition_watermark_at` TIMESTAMP_LTZ(3),
+    `stream_watermark_at` TIMESTAMP_LTZ(3),
+    -- Which rows are late was decided by the Silver job, per Bronze partition: a row is late
+    -- when event_at is at or behind partition_watermark_at, its Bronze partition's watermark
+    -- (10s behind that partition's largest event time, because orders are relayed from store tills in batches flushed every 5 s, plus network retries).
+    -- That depends only on each Bronze partition's contents, not on how fast or in what order
+    -- partitions were read. This job's watermark is the Silver job's own watermark carried by
+    -- each row (stream_watermark_at): every on-time row after a row in its Silver partition is
+    -- later than that value, so no window or rule below ever meets an on-time row behind it.
+    -- Clock skew: the Silver job sent events more than 5min ahead of their
+    -- ingest time to the DLQ, and they never moved a watermark. Idle partitions: a partition
+    -- quiet for 10s stops holding the watermark back.
+    WATERMARK FOR event_at AS stream_watermark_at
 ) WITH (
   'connector' = 'kafka',
   'topic' = 'silver_orders',
@@ -187,19 +210,24 @@ CREATE TEMPORARY TABLE silver_orders (
 );
 
 -- The watermark each row meets. Window aggregations and MATCH_RECOGNIZE silently drop a row at
--- or behind it, so the split is made here, once, and both halves are kept.
+-- or behind this job's watermark, so the split is made here, once, and both halves are kept:
+-- late by its Bronze partition, or (only when a partition was idle and came back) behind this
+-- job's watermark.
 CREATE TEMPORARY VIEW timed_orders AS
-SELECT *, CURRENT_WATERMARK(event_at) AS watermark_at
+SELECT *,
+    CASE WHEN event_at <= partition_watermark_at THEN partition_watermark_at
+         WHEN event_at <= CURRENT_WATERMARK(event_at) THEN CURRENT_WATERMARK(event_at)
+    END AS watermark_at
 FROM silver_orders;
 
 CREATE TEMPORARY VIEW ontime_orders AS
 SELECT * FROM timed_orders
-WHERE watermark_at IS NULL OR event_at > watermark_at;
+WHERE watermark_at IS NULL;
 
 CREATE TEMPORARY VIEW late_rows_orders AS
 SELECT *, (EXTRACT(EPOCH FROM event_at) * 1000 + EXTRACT(MILLISECOND FROM event_at)) AS event_ms, (EXTRACT(EPOCH FROM watermark_at) * 1000 + EXTRACT(MILLISECOND FROM watermark_at)) AS watermark_ms
 FROM timed_orders
-WHERE event_at <= watermark_at;
+WHERE watermark_at IS NOT NULL;
 
 CREATE TEMPORARY TABLE late_orders (
     `tenant_id` STRING,
@@ -216,6 +244,8 @@ CREATE TEMPORARY TABLE late_orders (
     `source_partition` INT,
     `source_offset` BIGINT,
     `ingest_at` TIMESTAMP_LTZ(3),
+    `partition_watermark_at` TIMESTAMP_LTZ(3),
+    `stream_watermark_at` TIMESTAMP_LTZ(3),
     watermark_at  TIMESTAMP_LTZ(3),
     late_by_ms    BIGINT
 ) WITH (
@@ -228,12 +258,13 @@ CREATE TEMPORARY TABLE late_orders (
   'key.fields' = 'tenant_id;event_id',
   'value.fields-include' = 'ALL',
   'sink.delivery-guarantee' = 'exactly-once',
+  'properties.max.request.size' = '8388608',
   'sink.transactional-id-prefix' = 'streamlake.gold.late_orders',
   'properties.transaction.timeout.ms' = '600000'
 );
 
 INSERT INTO late_orders
-SELECT `tenant_id`, `event_type`, `schema_version`, `event_id`, `event_at`, `customer_id`, `amount_cents`, `currency`, `channel`, `coupon_code`, `source_topic`, `source_partition`, `source_offset`, `ingest_at`, watermark_at, watermark_ms - event_ms
+SELECT `tenant_id`, `event_type`, `schema_version`, `event_id`, `event_at`, `customer_id`, `amount_cents`, `currency`, `channel`, `coupon_code`, `source_topic`, `source_partition`, `source_offset`, `ingest_at`, `partition_watermark_at`, `stream_watermark_at`, watermark_at, watermark_ms - event_ms
 FROM late_rows_orders;
 
 
@@ -261,6 +292,7 @@ CREATE TEMPORARY TABLE gold_device_temperature_1m (
   'key.json.timestamp-format.standard' = 'ISO-8601',
   'value.fields-include' = 'ALL',
   'sink.delivery-guarantee' = 'exactly-once',
+  'properties.max.request.size' = '8388608',
   'sink.transactional-id-prefix' = 'streamlake.gold.gold_device_temperature_1m',
   'properties.transaction.timeout.ms' = '600000'
 );
@@ -333,6 +365,7 @@ CREATE TEMPORARY TABLE gold_device_temperature_5m_hop (
   'key.json.timestamp-format.standard' = 'ISO-8601',
   'value.fields-include' = 'ALL',
   'sink.delivery-guarantee' = 'exactly-once',
+  'properties.max.request.size' = '8388608',
   'sink.transactional-id-prefix' = 'streamlake.gold.gold_device_temperature_5m_hop',
   'properties.transaction.timeout.ms' = '600000'
 );
@@ -370,6 +403,7 @@ CREATE TEMPORARY TABLE gold_orders_customer_sessions (
   'key.json.timestamp-format.standard' = 'ISO-8601',
   'value.fields-include' = 'ALL',
   'sink.delivery-guarantee' = 'exactly-once',
+  'properties.max.request.size' = '8388608',
   'sink.transactional-id-prefix' = 'streamlake.gold.gold_orders_customer_sessions',
   'properties.transaction.timeout.ms' = '600000'
 );
@@ -407,6 +441,7 @@ CREATE TEMPORARY TABLE gold_orders_revenue_today (
   'key.json.timestamp-format.standard' = 'ISO-8601',
   'value.fields-include' = 'ALL',
   'sink.delivery-guarantee' = 'exactly-once',
+  'properties.max.request.size' = '8388608',
   'sink.transactional-id-prefix' = 'streamlake.gold.gold_orders_revenue_today',
   'properties.transaction.timeout.ms' = '600000'
 );
@@ -444,6 +479,7 @@ CREATE TEMPORARY TABLE alert_events (
   'key.fields' = 'tenant_id;rule_id;alert_key',
   'value.fields-include' = 'ALL',
   'sink.delivery-guarantee' = 'exactly-once',
+  'properties.max.request.size' = '8388608',
   'sink.transactional-id-prefix' = 'streamlake.gold.alert_events',
   'properties.transaction.timeout.ms' = '600000'
 );
@@ -576,6 +612,7 @@ CREATE TEMPORARY TABLE bench_passthrough (
   'properties.bootstrap.servers' = '127.0.0.1:9092',
   'value.format' = 'raw',
   'sink.delivery-guarantee' = 'exactly-once',
+  'properties.max.request.size' = '8388608',
   'sink.transactional-id-prefix' = 'streamlake.passthrough.bench_passthrough',
   'properties.transaction.timeout.ms' = '600000'
 );
@@ -598,11 +635,19 @@ CREATE TEMPORARY TABLE bronze_events (
     ingest_at        TIMESTAMP_LTZ(3)   METADATA FROM 'timestamp' VIRTUAL,
     source_headers   MAP<STRING, BYTES> METADATA FROM 'headers' VIRTUAL,
     proc_at AS PROCTIME(),
-    -- Watermark on broker ingest time, 5s behind. Bronze topics are created with
-    -- LogAppendTime, so ingest time is in order per partition; the bound covers topics that keep
-    -- producer CreateTime. It only closes the audit windows: event-time watermarks are declared
-    -- where Silver is read, after events beyond the allowed future skew were rejected here.
-    WATERMARK FOR ingest_at AS ingest_at - INTERVAL '0 00:00:05.000' DAY TO SECOND
+    -- Event time is decided per Bronze partition, so that what is late does not depend on how
+    -- fast or in what order partitions are read. A record's clock is its event time minus its
+    -- event type's max_out_of_orderness, when it names a known event type and its event time
+    -- parses and is at most max_future_skew ahead of its ingest time (a clock running ahead
+    -- cannot move a watermark); otherwise NULL, and it moves nothing. The Kafka source keeps one
+    -- watermark per partition, the largest clock it has read there (emitted on every record);
+    -- the job's watermark, the smallest of them, reaches the Silver writers in band with the rows.
+    event_clock_at AS CASE WHEN CHAR_LENGTH(CAST(raw_value AS STRING)) <= 1048576 THEN
+    CASE JSON_VALUE(CAST(raw_value AS STRING), '$.event_type')
+        WHEN 'device_telemetry' THEN CASE WHEN CASE WHEN TRY_CAST(JSON_VALUE(CAST(raw_value AS STRING), '$.event_time') AS BIGINT) BETWEEN 0 AND 253402300799999 THEN TO_TIMESTAMP_LTZ(TRY_CAST(JSON_VALUE(CAST(raw_value AS STRING), '$.event_time') AS BIGINT), 3) END <= ingest_at + INTERVAL '0 00:05:00.000' DAY TO SECOND THEN CASE WHEN TRY_CAST(JSON_VALUE(CAST(raw_value AS STRING), '$.event_time') AS BIGINT) BETWEEN 0 AND 253402300799999 THEN TO_TIMESTAMP_LTZ(TRY_CAST(JSON_VALUE(CAST(raw_value AS STRING), '$.event_time') AS BIGINT), 3) END - INTERVAL '0 00:00:05.000' DAY TO SECOND END
+        WHEN 'orders' THEN CASE WHEN CASE WHEN REGEXP(JSON_VALUE(CAST(raw_value AS STRING), '$.placed_at'), '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,3})?Z$') THEN CAST(TO_TIMESTAMP(REPLACE(REPLACE(JSON_VALUE(CAST(raw_value AS STRING), '$.placed_at'), 'T', ' '), 'Z', '')) AS TIMESTAMP_LTZ(3)) END <= ingest_at + INTERVAL '0 00:05:00.000' DAY TO SECOND THEN CASE WHEN REGEXP(JSON_VALUE(CAST(raw_value AS STRING), '$.placed_at'), '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,3})?Z$') THEN CAST(TO_TIMESTAMP(REPLACE(REPLACE(JSON_VALUE(CAST(raw_value AS STRING), '$.placed_at'), 'T', ' '), 'Z', '')) AS TIMESTAMP_LTZ(3)) END - INTERVAL '0 00:00:10.000' DAY TO SECOND END
+    END END,
+    WATERMARK FOR event_clock_at AS event_clock_at
 ) WITH (
   'connector' = 'kafka',
   'topic' = 'bronze_acme_events;bronze_globex_events',
@@ -620,6 +665,7 @@ CREATE TEMPORARY TABLE bronze_events (
 -- per 3 bytes, less its padding). A record over 1048576 bytes is never parsed.
 CREATE TEMPORARY VIEW bronze_decoded AS
 SELECT b.*, d.line, d.topic_tenant,
+    (EXTRACT(EPOCH FROM b.ingest_at) * 1000 + EXTRACT(MILLISECOND FROM b.ingest_at)) - MOD((EXTRACT(EPOCH FROM b.ingest_at) * 1000 + EXTRACT(MILLISECOND FROM b.ingest_at)), 60000) AS ingest_window_ms,
     CHAR_LENGTH(d.raw_b64) / 4 * 3
       - CASE WHEN d.raw_b64 LIKE '%==' THEN 2 WHEN d.raw_b64 LIKE '%=' THEN 1 ELSE 0 END AS record_bytes
 FROM bronze_events AS b
@@ -693,7 +739,23 @@ SELECT i.*,
     END AS route_reason
 FROM bronze_identified AS i;
 
--- Every rejected record, with its original bytes, where it came from and why.
+-- Each record's Bronze partition watermark: the largest clock read so far in its partition, the
+-- record's own included (a clock is below its own event time, so that changes nothing). The
+-- rows of one partition reach this operator in offset order (one source split, one channel),
+-- so the value depends only on the partition's contents: a row is late when its event time is at
+-- or behind it, whatever the read speed. Downstream of the routing checks, which send nothing
+-- away: every record's clock counts here as it counted at the source.
+CREATE TEMPORARY VIEW bronze_timed AS
+SELECT r.*,
+    -- (CAST: a plain timestamp, not a second time attribute)
+    MAX(CAST(r.event_clock_at AS TIMESTAMP_LTZ(3))) OVER (
+        PARTITION BY r.source_topic, r.source_partition ORDER BY r.proc_at
+    ) AS partition_watermark_at
+FROM bronze_routed AS r;
+
+-- Every rejected record: where it came from, why, and its bytes, bounded so that any record
+-- makes a DLQ row the sink can write (a poison record must not stop every tenant). The whole
+-- record stays in Bronze, by (source_topic, source_partition, source_offset).
 CREATE TEMPORARY TABLE dlq_events (
     tenant_id         STRING,
     event_type        STRING,
@@ -704,10 +766,18 @@ CREATE TEMPORARY TABLE dlq_events (
     source_partition  INT,
     source_offset     BIGINT,
     ingest_at         TIMESTAMP_LTZ(3),
+    -- The Kafka key's first 1024 bytes, and its full length.
     source_key        BYTES,
-    -- The record's Kafka headers as (key, value) pairs (a list, so any reader can load it).
+    source_key_bytes  BIGINT,
+    -- The record's Kafka headers as (key, value) pairs (a list, so any reader can load it); null
+    -- and flagged when, as JSON, they are over 8192 bytes.
     source_headers    ARRAY<ROW<`key` STRING, `value` BYTES>>,
+    source_headers_dropped BOOLEAN,
+    -- The value's first 65536 bytes; length and SHA-256 (hex) of all of it.
     raw_value         BYTES,
+    raw_value_bytes   BIGINT,
+    raw_value_sha256  STRING,
+    raw_value_truncated BOOLEAN,
     detected_at       TIMESTAMP_LTZ(3)
 ) WITH (
   'connector' = 'kafka',
@@ -716,26 +786,32 @@ CREATE TEMPORARY TABLE dlq_events (
   'value.format' = 'json',
   'value.json.timestamp-format.standard' = 'ISO-8601',
   'sink.delivery-guarantee' = 'exactly-once',
+  'properties.max.request.size' = '8388608',
   'sink.transactional-id-prefix' = 'streamlake.silver.dlq_events',
   'properties.transaction.timeout.ms' = '600000'
 );
 
--- Per-tenant counts per window of ingest time. Conservation:
--- read = dlq + valid, and duplicates dropped = valid - silver.
+-- Per-tenant counts per window of ingest time, upserted as they grow (the last value per key
+-- is the count). Conservation: read = dlq + valid, and duplicates dropped = valid - silver.
 CREATE TEMPORARY TABLE audit_silver_counts (
     window_start   TIMESTAMP(3),
     window_end     TIMESTAMP(3),
     tenant_id      STRING,
     event_type     STRING,
     metric         STRING,
-    count_records  BIGINT
+    count_records  BIGINT,
+    PRIMARY KEY (window_start, window_end, tenant_id, event_type, metric) NOT ENFORCED
 ) WITH (
-  'connector' = 'kafka',
+  'connector' = 'upsert-kafka',
   'topic' = 'audit_silver_counts',
   'properties.bootstrap.servers' = '127.0.0.1:9092',
   'value.format' = 'json',
   'value.json.timestamp-format.standard' = 'ISO-8601',
+  'key.format' = 'json',
+  'key.json.timestamp-format.standard' = 'ISO-8601',
+  'value.fields-include' = 'ALL',
   'sink.delivery-guarantee' = 'exactly-once',
+  'properties.max.request.size' = '8388608',
   'sink.transactional-id-prefix' = 'streamlake.silver.audit_silver_counts',
   'properties.transaction.timeout.ms' = '600000'
 );
@@ -747,7 +823,7 @@ CREATE TEMPORARY TABLE audit_silver_counts (
 -- text: ["text"], [12], [true], [{...}], [[...]], [null], or NULL when the key is absent.
 CREATE TEMPORARY VIEW silver_fields_device_telemetry AS
 SELECT r.*, f.*
-FROM bronze_routed AS r
+FROM bronze_timed AS r
 CROSS JOIN UNNEST(ARRAY[ROW(
     JSON_QUERY(r.line, '$.event_id' WITH UNCONDITIONAL ARRAY WRAPPER),
     JSON_QUERY(r.line, '$.event_time' WITH UNCONDITIONAL ARRAY WRAPPER),
@@ -814,7 +890,15 @@ CREATE TEMPORARY TABLE silver_device_telemetry (
     source_topic      STRING,
     source_partition  INT,
     source_offset     BIGINT,
-    ingest_at         TIMESTAMP_LTZ(3)
+    ingest_at         TIMESTAMP_LTZ(3),
+    -- The watermark of the row's Bronze partition when the row was read: the row is late when
+    -- event_at is at or behind it. Depends only on the partition's contents, not on read speed.
+    partition_watermark_at TIMESTAMP_LTZ(3),
+    -- The job's watermark when the row was written (the smallest of every Bronze partition's):
+    -- every on-time row after this one in its Silver partition has a later event time. Each
+    -- Silver partition has one writer ('fixed' partitioner), so readers can use it as their
+    -- watermark.
+    stream_watermark_at    TIMESTAMP_LTZ(3)
 ) WITH (
   'connector' = 'kafka',
   'topic' = 'silver_device_telemetry',
@@ -824,15 +908,18 @@ CREATE TEMPORARY TABLE silver_device_telemetry (
   'key.format' = 'json',
   'key.fields' = 'tenant_id;event_id',
   'value.fields-include' = 'ALL',
+  'sink.partitioner' = 'fixed',
   'sink.delivery-guarantee' = 'exactly-once',
+  'properties.max.request.size' = '8388608',
   'sink.transactional-id-prefix' = 'streamlake.silver.silver_device_telemetry',
   'properties.transaction.timeout.ms' = '600000'
 );
 
+-- Field rejects, as received: silver.sql's dlq_rejects joins them and bounds every DLQ row.
 CREATE TEMPORARY VIEW dlq_rows_device_telemetry AS
-SELECT topic_tenant, event_type, schema_version, SPLIT(field_reasons, ','), LEFT(w_tenant, 256),
-       source_topic, source_partition, source_offset, ingest_at, raw_key, MAP_ENTRIES(source_headers),
-       raw_value, CAST(proc_at AS TIMESTAMP_LTZ(3))
+SELECT topic_tenant, event_type, schema_version, SPLIT(field_reasons, ','), w_tenant,
+       source_topic, source_partition, source_offset, ingest_at, raw_key, source_headers,
+       raw_value, record_bytes, CAST(proc_at AS TIMESTAMP_LTZ(3))
 FROM silver_checked_device_telemetry
 WHERE field_reasons <> '';
 
@@ -856,23 +943,17 @@ SELECT tenant_id, event_type, schema_version, v_event_id, v_event_at,
        CASE WHEN (w_location IS NULL OR w_location = '[null]') OR NOT w_location LIKE '[{%' THEN NULL ELSE CAST(ROW(v_location__lat, v_location__lon) AS ROW<`lat` DOUBLE, `lon` DOUBLE>) END AS `location`,
        v_tags AS `tags`,
        CASE WHEN CHAR_LENGTH(v_technician_email) <= 4 THEN REPEAT('*', CHAR_LENGTH(v_technician_email)) ELSE CONCAT(REPEAT('*', CHAR_LENGTH(v_technician_email) - 4), RIGHT(v_technician_email, 4)) END AS `technician_email`,
-       source_topic, source_partition, source_offset, ingest_at
+       source_topic, source_partition, source_offset, ingest_at,
+       partition_watermark_at, CURRENT_WATERMARK(event_clock_at)
 FROM silver_deduped_device_telemetry;
 
 CREATE TEMPORARY VIEW audit_rows_device_telemetry AS
-SELECT a.window_start, a.window_end, a.tenant_id, 'device_telemetry', m.metric, m.count_records
-FROM (
-    SELECT window_start, window_end, topic_tenant AS tenant_id,
-           COUNT(*) FILTER (WHERE field_reasons = '') AS count_valid,
-           COUNT(*) FILTER (WHERE field_reasons <> '') AS count_dlq
-    FROM TABLE(TUMBLE(TABLE silver_checked_device_telemetry, DESCRIPTOR(ingest_at), INTERVAL '0 00:01:00.000' DAY TO SECOND))
-    GROUP BY window_start, window_end, topic_tenant
-) AS a
-CROSS JOIN UNNEST(ARRAY[ROW('valid', a.count_valid), ROW('dlq', a.count_dlq)]) AS m(metric, count_records)
+SELECT ingest_window_ms, topic_tenant, 'device_telemetry',
+       CASE WHEN field_reasons = '' THEN 'valid' ELSE 'dlq' END
+FROM silver_checked_device_telemetry
 UNION ALL
-SELECT window_start, window_end, topic_tenant, 'device_telemetry', 'silver', COUNT(*)
-FROM TABLE(TUMBLE(TABLE silver_deduped_device_telemetry, DESCRIPTOR(ingest_at), INTERVAL '0 00:01:00.000' DAY TO SECOND))
-GROUP BY window_start, window_end, topic_tenant;
+SELECT ingest_window_ms, topic_tenant, 'device_telemetry', 'silver'
+FROM silver_deduped_device_telemetry;
 
 
 -- Purpose: one event type's field checks, typed values, DLQ rows, deduplicated Silver rows and audit counts (rendered into silver.sql once per event type; its DLQ and audit rows join silver.sql's single INSERT into each).
@@ -882,7 +963,7 @@ GROUP BY window_start, window_end, topic_tenant;
 -- text: ["text"], [12], [true], [{...}], [[...]], [null], or NULL when the key is absent.
 CREATE TEMPORARY VIEW silver_fields_orders AS
 SELECT r.*, f.*
-FROM bronze_routed AS r
+FROM bronze_timed AS r
 CROSS JOIN UNNEST(ARRAY[ROW(
     JSON_QUERY(r.line, '$.order_id' WITH UNCONDITIONAL ARRAY WRAPPER),
     JSON_QUERY(r.line, '$.placed_at' WITH UNCONDITIONAL ARRAY WRAPPER),
@@ -935,7 +1016,15 @@ CREATE TEMPORARY TABLE silver_orders (
     source_topic      STRING,
     source_partition  INT,
     source_offset     BIGINT,
-    ingest_at         TIMESTAMP_LTZ(3)
+    ingest_at         TIMESTAMP_LTZ(3),
+    -- The watermark of the row's Bronze partition when the row was read: the row is late when
+    -- event_at is at or behind it. Depends only on the partition's contents, not on read speed.
+    partition_watermark_at TIMESTAMP_LTZ(3),
+    -- The job's watermark when the row was written (the smallest of every Bronze partition's):
+    -- every on-time row after this one in its Silver partition has a later event time. Each
+    -- Silver partition has one writer ('fixed' partitioner), so readers can use it as their
+    -- watermark.
+    stream_watermark_at    TIMESTAMP_LTZ(3)
 ) WITH (
   'connector' = 'kafka',
   'topic' = 'silver_orders',
@@ -945,15 +1034,18 @@ CREATE TEMPORARY TABLE silver_orders (
   'key.format' = 'json',
   'key.fields' = 'tenant_id;event_id',
   'value.fields-include' = 'ALL',
+  'sink.partitioner' = 'fixed',
   'sink.delivery-guarantee' = 'exactly-once',
+  'properties.max.request.size' = '8388608',
   'sink.transactional-id-prefix' = 'streamlake.silver.silver_orders',
   'properties.transaction.timeout.ms' = '600000'
 );
 
+-- Field rejects, as received: silver.sql's dlq_rejects joins them and bounds every DLQ row.
 CREATE TEMPORARY VIEW dlq_rows_orders AS
-SELECT topic_tenant, event_type, schema_version, SPLIT(field_reasons, ','), LEFT(w_tenant, 256),
-       source_topic, source_partition, source_offset, ingest_at, raw_key, MAP_ENTRIES(source_headers),
-       raw_value, CAST(proc_at AS TIMESTAMP_LTZ(3))
+SELECT topic_tenant, event_type, schema_version, SPLIT(field_reasons, ','), w_tenant,
+       source_topic, source_partition, source_offset, ingest_at, raw_key, source_headers,
+       raw_value, record_bytes, CAST(proc_at AS TIMESTAMP_LTZ(3))
 FROM silver_checked_orders
 WHERE field_reasons <> '';
 
@@ -974,46 +1066,77 @@ SELECT tenant_id, event_type, schema_version, v_event_id, v_event_at,
        v_currency AS `currency`,
        v_channel AS `channel`,
        v_coupon_code AS `coupon_code`,
-       source_topic, source_partition, source_offset, ingest_at
+       source_topic, source_partition, source_offset, ingest_at,
+       partition_watermark_at, CURRENT_WATERMARK(event_clock_at)
 FROM silver_deduped_orders;
 
 CREATE TEMPORARY VIEW audit_rows_orders AS
-SELECT a.window_start, a.window_end, a.tenant_id, 'orders', m.metric, m.count_records
-FROM (
-    SELECT window_start, window_end, topic_tenant AS tenant_id,
-           COUNT(*) FILTER (WHERE field_reasons = '') AS count_valid,
-           COUNT(*) FILTER (WHERE field_reasons <> '') AS count_dlq
-    FROM TABLE(TUMBLE(TABLE silver_checked_orders, DESCRIPTOR(ingest_at), INTERVAL '0 00:01:00.000' DAY TO SECOND))
-    GROUP BY window_start, window_end, topic_tenant
-) AS a
-CROSS JOIN UNNEST(ARRAY[ROW('valid', a.count_valid), ROW('dlq', a.count_dlq)]) AS m(metric, count_records)
+SELECT ingest_window_ms, topic_tenant, 'orders',
+       CASE WHEN field_reasons = '' THEN 'valid' ELSE 'dlq' END
+FROM silver_checked_orders
 UNION ALL
-SELECT window_start, window_end, topic_tenant, 'orders', 'silver', COUNT(*)
-FROM TABLE(TUMBLE(TABLE silver_deduped_orders, DESCRIPTOR(ingest_at), INTERVAL '0 00:01:00.000' DAY TO SECOND))
-GROUP BY window_start, window_end, topic_tenant;
+SELECT ingest_window_ms, topic_tenant, 'orders', 'silver'
+FROM silver_deduped_orders;
 
 
--- One INSERT per Kafka table: each sink owns its transactional ids, and two sinks sharing a
--- prefix would fence each other. Every event type's rows join these through UNION ALL.
-INSERT INTO dlq_events
-SELECT topic_tenant, event_type, schema_version, ARRAY[route_reason], LEFT(w_tenant, 256),
-       source_topic, source_partition, source_offset, ingest_at, raw_key, MAP_ENTRIES(source_headers),
-       raw_value, CAST(proc_at AS TIMESTAMP_LTZ(3))
+-- Every reject, as received (each event type's field rejects join through UNION ALL).
+CREATE TEMPORARY VIEW dlq_rejects AS
+SELECT topic_tenant, event_type, schema_version, ARRAY[route_reason] AS reason_codes, w_tenant,
+       source_topic, source_partition, source_offset, ingest_at, raw_key, source_headers,
+       raw_value, record_bytes, CAST(proc_at AS TIMESTAMP_LTZ(3)) AS detected_at
 FROM bronze_routed
 WHERE route_reason IS NOT NULL
 UNION ALL SELECT * FROM dlq_rows_device_telemetry
 UNION ALL SELECT * FROM dlq_rows_orders;
 
-INSERT INTO audit_silver_counts
-SELECT a.window_start, a.window_end, a.tenant_id, '', m.metric, m.count_records
-FROM (
-    SELECT window_start, window_end, topic_tenant AS tenant_id,
-           COUNT(*) AS count_read,
-           COUNT(*) FILTER (WHERE route_reason IS NOT NULL) AS count_dlq
-    FROM TABLE(TUMBLE(TABLE bronze_routed, DESCRIPTOR(ingest_at), INTERVAL '0 00:01:00.000' DAY TO SECOND))
-    GROUP BY window_start, window_end, topic_tenant
-) AS a
-CROSS JOIN UNNEST(ARRAY[ROW('read', a.count_read), ROW('dlq', a.count_dlq)]) AS m(metric, count_records)
+-- Sizes of the key and of the headers as JSON (the form the DLQ row carries them in), measured
+-- like record_bytes; UNNEST materialises each base64 text once. Only rejects pay for this and
+-- for the hash below.
+CREATE TEMPORARY VIEW dlq_measured AS
+SELECT r.*,
+    CHAR_LENGTH(m.key_b64) / 4 * 3
+      - CASE WHEN m.key_b64 LIKE '%==' THEN 2 WHEN m.key_b64 LIKE '%=' THEN 1 ELSE 0 END AS key_bytes,
+    CHAR_LENGTH(m.headers_b64) / 4 * 3
+      - CASE WHEN m.headers_b64 LIKE '%==' THEN 2 WHEN m.headers_b64 LIKE '%=' THEN 1 ELSE 0 END AS headers_bytes
+FROM dlq_rejects AS r
+CROSS JOIN UNNEST(ARRAY[ROW(
+    TO_BASE64(r.raw_key),
+    TO_BASE64(ENCODE(JSON_STRING(MAP_ENTRIES(r.source_headers)), 'UTF-8'))
+)]) AS m(key_b64, headers_b64);
+
+-- One INSERT per Kafka table: each sink owns its transactional ids, and two sinks sharing a
+-- prefix would fence each other. Bounded by construction: CAST to VARBINARY(n) keeps the first
+-- n bytes; the claimed tenant is cut to 256 characters.
+INSERT INTO dlq_events
+SELECT topic_tenant, event_type, schema_version, reason_codes, LEFT(w_tenant, 256),
+       source_topic, source_partition, source_offset, ingest_at,
+       CAST(raw_key AS VARBINARY(1024)), CAST(key_bytes AS BIGINT),
+       CASE WHEN headers_bytes <= 8192 THEN MAP_ENTRIES(source_headers) END,
+       COALESCE(headers_bytes > 8192, FALSE),
+       CAST(raw_value AS VARBINARY(65536)), CAST(record_bytes AS BIGINT),
+       SHA256(raw_value), COALESCE(record_bytes > 65536, FALSE),
+       detected_at
+FROM dlq_measured;
+
+-- What each record counts towards: (ingest window, tenant, event type, metric).
+CREATE TEMPORARY VIEW audit_facts AS
+SELECT ingest_window_ms, topic_tenant AS tenant_id, '' AS event_type, 'read' AS metric
+FROM bronze_routed
+UNION ALL
+SELECT ingest_window_ms, topic_tenant, '', 'dlq'
+FROM bronze_routed
+WHERE route_reason IS NOT NULL
 UNION ALL SELECT * FROM audit_rows_device_telemetry
 UNION ALL SELECT * FROM audit_rows_orders;
+
+-- Windows are of broker ingest time (Bronze topics are LogAppendTime), counted by key rather than
+-- by an ingest-time watermark: the job's one watermark is event time. A count's state lives for
+-- the job's state TTL (the longest dedup horizon) after its last record.
+INSERT INTO audit_silver_counts
+SELECT
+    CAST(TO_TIMESTAMP_LTZ(f.ingest_window_ms, 3) AS TIMESTAMP(3)),
+    CAST(TO_TIMESTAMP_LTZ(f.ingest_window_ms + 60000, 3) AS TIMESTAMP(3)),
+    f.tenant_id, f.event_type, f.metric, COUNT(*)
+FROM audit_facts AS f
+GROUP BY f.ingest_window_ms, f.tenant_id, f.event_type, f.metric;
 

@@ -41,3 +41,26 @@ def test_missing_ids_are_refused() -> None:
 def test_quotes_in_values_are_escaped() -> None:
     body = KafkaTable("t'x", "source", "b", group_id="g").with_clause()
     assert "'topic' = 't''x'" in body
+
+
+def test_sink_request_size_is_the_platform_limit() -> None:
+    sink = KafkaTable(
+        "dlq_x", "sink", "b", transactional_id_prefix="p.j", max_request_bytes=8_388_608
+    )
+    assert sink.options()["properties.max.request.size"] == "8388608"
+    src = KafkaTable("bronze_x", "source", "b", group_id="g", max_request_bytes=8_388_608)
+    assert "properties.max.request.size" not in src.options()
+
+
+def test_every_sink_of_every_job_gets_the_limit_and_every_topic_its_config() -> None:
+    from jobs import catalog, settings
+
+    platform = settings.load_platform()
+    limit = str(platform.kafka.max_message_bytes)
+    for job in catalog.jobs().values():
+        for table, spec in job.tables.items():
+            opts = job.kafka_table(table, platform, bounded=False, query=False).options()
+            if spec.role == "sink":
+                assert opts["properties.max.request.size"] == limit, (job.name, table)
+        for topic, cfg in job.topic_configs().items():
+            assert cfg["max.message.bytes"] == limit, (job.name, topic)

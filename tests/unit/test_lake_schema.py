@@ -85,3 +85,18 @@ def test_maintenance_compacts_checkpoints_and_vacuums_safely(tmp_path: Path) -> 
     t = DeltaTable(s.uri)
     assert read_delta(t).num_rows == 6
     assert t.transaction_version("kafka:silver_x:0") == 5  # app transactions survive compaction
+
+
+def test_a_row_larger_than_pyarrows_default_block_is_loaded(tmp_path: Path) -> None:
+    # pyarrow.json refuses a row straddling two 1 MiB blocks; a Silver row can be several MiB.
+    s = sink(tmp_path / "silver_x", ("tenant_id", pa.string()), ("note", pa.string()))
+    big = "x" * 3_000_000
+    s.commit(
+        [Msg(i, {"tenant_id": "acme", "note": "y"}) for i in range(3)]
+        + [
+            Msg(3, {"tenant_id": "acme", "note": big}),
+            Msg(4, {"tenant_id": "acme", "note": "z"}),
+        ]
+    )
+    notes = read_delta(str(tmp_path / "silver_x")).column("note").to_pylist()
+    assert sorted(notes) == sorted(["y", "y", "y", big, "z"])

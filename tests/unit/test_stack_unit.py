@@ -70,3 +70,66 @@ def test_recycled_pid_is_never_signalled(tmp_path: Path) -> None:
     assert stack.owned(name) is None
     assert stack.stop(name) is False
     assert not stack.pid_file(name).exists()
+
+
+def test_broker_limit_is_the_platform_record_size_limit() -> None:
+    s = settings.load_platform()
+    props = dict(
+        line.split("=", 1)
+        for line in stack.kafka_server_properties(s).splitlines()
+        if line and not line.startswith("#")
+    )
+    assert props["message.max.bytes"] == str(s.kafka.max_message_bytes)
+    assert s.kafka.topic_config() == {"max.message.bytes": str(s.kafka.max_message_bytes)}
+
+
+def test_cluster_restarts_are_failure_rate_bounded(tmp_path: Path) -> None:
+    p = tmp_path / "platform.yaml"
+    p.write_text("flink:\n  restart: {max_failures_per_interval: 4, interval: 2min, delay: 5s}\n")
+    c = stack.flink_config(settings.load_platform(p))
+    assert c["restart-strategy.type"] == "failure-rate"
+    assert c["restart-strategy.failure-rate.max-failures-per-interval"] == "4"
+    assert c["restart-strategy.failure-rate.failure-rate-interval"] == "120000 ms"
+    assert c["restart-strategy.failure-rate.delay"] == "5000 ms"
+    # The repo's own config: bounded too (never the unbounded exponential-delay default).
+    assert stack.flink_config(settings.load_platform())["restart-strategy.type"] == "failure-rate"
+
+
+def test_a_restart_rate_that_can_never_be_exceeded_is_refused(tmp_path: Path) -> None:
+    from jobs import config
+
+    p = tmp_path / "platform.yaml"
+    # 3 failures at least 2 min apart never make 4 within 5 min: the job would restart forever.
+    p.write_text("flink:\n  restart: {max_failures_per_interval: 3, interval: 5min, delay: 2min}\n")
+    with pytest.raises(config.ConfigError) as e:
+        settings.load_platform(p)
+    assert e.value.key_path == "flink.restart"
+    assert "restarts forever" in e.value.expected
+
+
+DATA = Path(__file__).parent / "data"
+
+
+def test_status_shows_a_failed_job_with_its_root_cause() -> None:
+    # Recorded from the local cluster: a job failing on every record (CAST of a non-number)
+    # under failure-rate restarts (2 per minute), which ended FAILED after its third failure.
+    overview = json.loads((DATA / "flink_failed_jobs_overview.json").read_text())
+    exceptions = json.loads((DATA / "flink_failed_job_exceptions.json").read_text())
+    failed = overview["jobs"][0]
+    running = {"jid": "0" * 32, "name": "silver", "state": "RUNNING"}
+    overview["jobs"].append(running)
+    asked: list[str] = []
+
+    def exceptions_of(jid: str) -> dict[str, object]:
+        asked.append(jid)
+        return dict(exceptions)
+
+    lines = stack.job_lines(overview, exceptions_of)
+    assert asked == [failed["jid"]]  # only failed jobs cost a REST call
+    assert lines[0].split()[:3] == ["job", failed["jid"], "FAILED"]
+    assert lines[1].strip() == (
+        "root cause: java.lang.NumberFormatException: For input string: 'b1596'. Invalid "
+        "character found. (in Source: src[1] -> Calc[2] (1/1) - execution #2)"
+    )
+    assert lines[2].split()[:3] == ["job", "0" * 32, "RUNNING"] and len(lines) == 3
+    assert stack.root_cause({"exceptionHistory": {"entries": []}}) == "no exception recorded"
