@@ -44,7 +44,18 @@ def private_conf(tmp_path: Path, uid: str) -> SilverConf:
 
 def aggregates(conf: Path) -> dict[str, tuple[str, oracle.Aggregate]]:
     """Each Gold aggregate of the config, as the oracle models it: name -> (event type, model)."""
-    from tests.job.test_gold import _ms
+
+    def _ms(d: str) -> int:
+        for unit, f in (
+            ("ms", 1),
+            ("min", 60_000),
+            ("s", 1000),
+            ("h", 3_600_000),
+            ("d", 86_400_000),
+        ):
+            if d.endswith(unit):
+                return int(d[: -len(unit)]) * f
+        raise ValueError(d)
 
     out = {}
     for f in sorted((conf / "gold").glob("*.yaml")):
@@ -143,11 +154,11 @@ def test_results_do_not_depend_on_read_speed(
                 time.sleep(0.2)
             send(sc, bootstrap, flush[:6])
         for n, rest in ((len(recs) + 6, flush[6:]), (total, [])):
-            wait_for(
-                f"the Silver job to have read {n} records",
-                lambda n=n: audit_read(bootstrap, sc) == n,
-                timeout_s=400,
-            )
+
+            def read_all(n: int = n) -> bool:
+                return audit_read(bootstrap, sc) == n
+
+            wait_for(f"the Silver job to have read {n} records", read_all, timeout_s=400)
             send(sc, bootstrap, rest)
         check_silver(sc, bootstrap, want)
         check_gold(sc, bootstrap, stream)
@@ -196,7 +207,10 @@ def check_gold(sc: SilverConf, bootstrap: str, stream: dict[str, Any]) -> None:
         def late_ids(t: str = topic) -> set[tuple[str, str]]:
             return _ids(kafka.read_committed_json(bootstrap, t, f"r-{time.monotonic()}", 120))
 
-        wait_for(f"late {et} rows", lambda f=late_ids, e=et: f() >= want.late[e], 300)
+        def all_late(f: Callable[[], set[tuple[str, str]]] = late_ids, e: str = et) -> bool:
+            return f() >= want.late[e]
+
+        wait_for(f"late {et} rows", all_late, 300)
         assert late_ids() == want.late[et], et
     assert sum(len(v) for v in want.late.values()) > 1_000
     revised = 0
@@ -217,7 +231,10 @@ def check_gold(sc: SilverConf, bootstrap: str, stream: dict[str, Any]) -> None:
                 if k[-1] <= cutoff
             }
 
-        wait_for(f"gold_{name}", lambda f=fired, w=expect: f() == w, 300)
+        def equal(f: Callable[[], dict[Any, Any]] = fired, w: dict[Any, Any] = expect) -> bool:
+            return f() == w
+
+        wait_for(f"gold_{name}", equal, 300)
         assert fired() == expect, name
     assert revised > 10
     alerts = kafka.read_committed_json(bootstrap, sc.topic("alert_events"), f"r-{sc.uid}-a", 120)
