@@ -200,6 +200,11 @@ def silver(conf_dir: Path) -> SqlJob:
         table_config={
             "table.exec.state.ttl": f"{compiler.dedup_ttl_ms(reg)} ms",
             "table.exec.source.idle-timeout": f"{registry.duration_ms(reg.silver.idle_timeout)} ms",
+            # Never on here: with no event-time window downstream, Flink's mini-batch assigner
+            # runs in processing-time mode and replaces the event-time watermarks with wall-clock
+            # ones (measured: CURRENT_WATERMARK became the wall clock), and the watermark every
+            # Silver row carries would be wrong.
+            "table.exec.mini-batch.enabled": "false",
         },
     )
 

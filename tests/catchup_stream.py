@@ -16,6 +16,7 @@ partition's watermark, itself included.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import random
 from collections import Counter
@@ -53,6 +54,7 @@ def generate(seed: int, n: int, end_ms: int) -> list[Rec]:
     per_part = n // (2 * PARTITIONS)
     step = (end_ms - start) / per_part
     temps: dict[str, float] = {}
+    used: set[tuple[str, int]] = set()
     seq = 0
     for tenant in ("acme", "globex"):
         for p in range(PARTITIONS):
@@ -77,7 +79,7 @@ def generate(seed: int, n: int, end_ms: int) -> list[Rec]:
                     t -= HOUR  # an hour late
                 elif r < 0.015:
                     t -= rng.randint(bound + 1_000, 120_000)  # late, within allowed lateness
-                mine.append(_record(rng, tenant, p, et, t, seq, temps, end_ms + 3 * HOUR))
+                mine.append(_record(rng, tenant, p, et, t, seq, temps, end_ms + 3 * HOUR, used))
             out.extend(mine)
     return out
 
@@ -91,11 +93,17 @@ def _record(
     seq: int,
     temps: dict[str, float],
     now_ms: int,
+    used: set[tuple[str, int]],
 ) -> Rec:
     bad = rng.random() < 0.05
     kind = rng.randrange(8) if bad else -1
     if et == "device_telemetry":
         dev = f"dev-{rng.randrange(40)}"
+        # No two readings of a device at one millisecond: MATCH_RECOGNIZE orders such a tie by
+        # arrival, which is read order, outside what the platform promises.
+        while (dev, t) in used:
+            t -= 1
+        used.add((dev, t))
         temps[dev] = max(-20.0, min(140.0, temps.get(dev, 40.0) + rng.uniform(-8, 8)))
         if rng.random() < 0.03:
             temps[dev] = min(140.0, temps[dev] + 30)
@@ -224,6 +232,14 @@ def flush(end_ms: int, offset_ms: int, seq: int) -> list[Rec]:
     return out
 
 
+def pii_hashed(row: dict[str, Any], key: str) -> dict[str, Any]:
+    """The row as Silver writes it: orders' customer_id is `pii: hash`, SHA-256 of key|value."""
+    if "customer_id" not in row:
+        return row
+    digest = hashlib.sha256(f"{key}|{row['customer_id']}".encode()).hexdigest()
+    return {**row, "customer_id": digest}
+
+
 @dataclass
 class Expected:
     silver: dict[str, set[tuple[str, str]]]  # per event type, (tenant, event_id)
@@ -263,5 +279,7 @@ def expect(recs: list[Rec]) -> Expected:
         is_late = wm is not None and r.row["t"] <= wm
         if is_late:
             out.late[r.event_type].add(ident)
-        out.rows[r.event_type].append({**r.row, "_late": is_late, "_wm": wm})
+        # _seq: the alert oracle's tie-break for equal event times (none occur in this stream).
+        row = {**r.row, "_late": is_late, "_wm": wm, "_seq": len(out.rows[r.event_type])}
+        out.rows[r.event_type].append(row)
     return out

@@ -6,6 +6,7 @@ ids, late ids, the DLQ by reason, every Gold window that has surely fired, and t
 
 from __future__ import annotations
 
+import os
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -214,8 +215,13 @@ def check_gold(sc: SilverConf, bootstrap: str, stream: dict[str, Any]) -> None:
         assert late_ids() == want.late[et], et
     assert sum(len(v) for v in want.late.values()) > 1_000
     revised = 0
+    key = os.environ["STREAMLAKE_PII_HASH_KEY"]
     for name, (et, agg) in aggregates(sc.dir).items():
-        rows = [r for r in want.rows[et] if not r["event_id"].startswith(cs.FLUSH_PREFIX)]
+        rows = [
+            cs.pii_hashed(r, key)
+            for r in want.rows[et]
+            if not r["event_id"].startswith(cs.FLUSH_PREFIX)
+        ]
         expect = {
             k: {m: round(v, 6) if isinstance(v, float) else v for m, v in row.items()}
             for k, row in oracle.gold(rows, 0, agg).items()
