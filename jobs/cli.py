@@ -107,9 +107,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
         print("error: name the jobs to resume, or --all", file=sys.stderr)
         return 2
     for name in names:
-        job_id, path = submit.resume(
-            name, platform, conf_dir=args.conf, parallelism=args.parallelism
-        )
+        job_id, path = submit.resume(name, platform, parallelism=args.parallelism)
         print(f"resumed {name} from {path}: Flink job {job_id}")
     return 0
 

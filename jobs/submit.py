@@ -175,11 +175,11 @@ def resume(
     job_name: str,
     platform: PlatformSettings,
     *,
-    conf_dir: Path | None = None,
     parallelism: int | None = None,
 ) -> tuple[str, str]:
-    """Submit a job again from its latest checkpoint (see latest_checkpoint), as it was submitted
-    (bounded or not, its config folder unless another is given); return (Flink job id, path)."""
+    """Submit a job again from its latest checkpoint (see latest_checkpoint) as it was submitted:
+    with the same config folder, bounded or not, at the same parallelism unless another is given.
+    Return (new Flink job id, the checkpoint's path)."""
     runs = runs_of(job_name)
     path = latest_checkpoint(job_name)
     run = runs[0]
@@ -188,7 +188,9 @@ def resume(
         raise stack.StackError(
             f"{job_name} is still {state} as Flink job {run['job_id']}: stop or cancel it first"
         )
-    conf = conf_dir or (Path(str(run["conf"])) if run.get("conf") else None)
+    conf = Path(str(run["conf"])) if run.get("conf") else None
+    if conf is not None and not conf.is_dir():
+        raise stack.StackError(f"{job_name} was submitted with --conf {conf}, which is gone")
     recorded_p = run.get("parallelism")
     job_id = submit(
         job_name,
