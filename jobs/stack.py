@@ -97,6 +97,22 @@ def owned(name: str) -> Owned | None:
     return proc
 
 
+def uptime_s(pid: int) -> float | None:
+    """How long the process has been running (from /proc), or None if it is gone."""
+    st = _start_time(pid)
+    try:
+        boot = next(
+            float(ln.split()[1])
+            for ln in Path("/proc/stat").read_text().splitlines()
+            if ln.startswith("btime ")
+        )
+    except (OSError, StopIteration):
+        return None
+    if st is None:
+        return None
+    return max(0.0, time.time() - boot - int(st) / os.sysconf("SC_CLK_TCK"))
+
+
 def _is_zombie(pid: int) -> bool:
     try:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"

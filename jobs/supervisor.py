@@ -179,7 +179,8 @@ def supervise(s: PlatformSettings, names: list[str], conf_dir: Path | None) -> i
             return 1
         for w in watches.values():
             proc = stack.owned(w.name)
-            w.state, w.pid, w.up_since = "up", proc.pid if proc else None, time.monotonic()
+            w.state, w.pid = "up", proc.pid if proc else None
+            w.up_since = time.monotonic() - ((stack.uptime_s(w.pid) or 0.0) if w.pid else 0.0)
         state["phase"] = "running"
         _write_state(state, watches)
         while True:
@@ -199,7 +200,8 @@ def step(w: Watch, s: PlatformSettings, conf_dir: Path | None, watches: dict[str
     proc = stack.owned(w.name)
     if proc is not None:
         if w.state != "up" or w.pid != proc.pid:  # e.g. the demo started the loader itself
-            w.state, w.pid, w.up_since, w.restart_at = "up", proc.pid, now, None
+            w.state, w.pid, w.restart_at = "up", proc.pid, None
+            w.up_since = now - (stack.uptime_s(proc.pid) or 0.0)
             return True
         if w.failures_in_a_row and now - w.up_since >= _ms(s.supervisor.reset_after) / 1000:
             w.failures_in_a_row = 0
