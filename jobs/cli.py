@@ -259,7 +259,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("jobs", nargs="*", help="job names, as given to submit")
     p.add_argument(
-        "--all", action="store_true", help="every job submitted to this stack that is not running"
+        "--all",
+        action="store_true",
+        help="every job whose latest run the cluster does not know (lost with a JobManager)",
     )
     p.add_argument("--parallelism", type=int)
     p.set_defaults(func=cmd_resume)

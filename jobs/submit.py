@@ -164,10 +164,17 @@ def _state_on_cluster(platform: PlatformSettings, job_id: str) -> str | None:
 
 
 def resumable_jobs(platform: PlatformSettings) -> list[str]:
-    """Every job name with a recorded run that the cluster is not running."""
-    names = list(dict.fromkeys(str(e["job"]) for e in reversed(_entries()) if "job" in e))
+    """Every job whose latest run the cluster does not know (lost with a JobManager) and that was
+    not stopped or cancelled through this module. A job that finished or FAILED, or was cancelled
+    elsewhere (the Web UI), is left alone: resume it by name if you mean to."""
+    entries = _entries()
+    ended = {str(e.get("stopped") or e.get("cancelled")) for e in entries if "job" not in e}
+    names = list(dict.fromkeys(str(e["job"]) for e in reversed(entries) if "job" in e))
+    latest = {n: str(runs_of(n)[0]["job_id"]) for n in names}
     return [
-        n for n in names if _state_on_cluster(platform, str(runs_of(n)[0]["job_id"])) not in _ALIVE
+        n
+        for n in names
+        if latest[n] not in ended and _state_on_cluster(platform, latest[n]) is None
     ]
 
 
@@ -232,6 +239,7 @@ def stop_with_savepoint(
 def cancel_job(platform: PlatformSettings, job_id: str, timeout_s: float = 60) -> None:
     stack.rest_patch(platform, f"/jobs/{job_id}?mode=cancel")
     wait_job(platform, job_id, {"CANCELED"}, timeout_s=timeout_s)
+    _record({"cancelled": job_id})
 
 
 def wait_job(platform: PlatformSettings, job_id: str, until: set[str], timeout_s: float) -> str:

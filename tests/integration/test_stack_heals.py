@@ -277,7 +277,8 @@ def test_cancelled_job_keeps_its_latest_checkpoint(healing: PrivateStack) -> Non
             "two completed checkpoints",
             lambda: _completed_checkpoints(healing.platform, job_id) >= 2,
         )
-        submit.cancel_job(healing.platform, job_id)
+        stack.rest_patch(healing.platform, f"/jobs/{job_id}?mode=cancel")
+        submit.wait_job(healing.platform, job_id, {"CANCELED"}, timeout_s=60)
         latest = stack.rest_get(healing.platform, f"/jobs/{job_id}/checkpoints")["latest"]
         path = str(latest["completed"]["external_path"]).removeprefix("file:")
         assert Path(path).parent.parent == healing.dir / "flink" / "checkpoints"
@@ -326,7 +327,8 @@ def test_job_resumes_from_its_latest_checkpoint_after_jobmanager_restart(
         )
         t_cluster = time.monotonic() - t0
         assert stack.rest_get(platform, "/jobs/overview")["jobs"] == []  # no HA: jobs are lost
-        out = healing.jobs("resume", "demo_event_counts", conf=conf)
+        out = healing.jobs("resume", "--all", conf=conf)  # the lost job, and only it
+        assert out.count("resumed ") == 1, out
         m = re.search(r"resumed demo_event_counts from (\S+): Flink job ([0-9a-f]{32})", out)
         assert m, out
         path, new_id = Path(m.group(1)), m.group(2)
@@ -361,5 +363,6 @@ def test_job_resumes_from_its_latest_checkpoint_after_jobmanager_restart(
         assert output() == want
     finally:
         if new_id is not None:
-            submit.cancel_job(platform, new_id)
+            stack.rest_patch(platform, f"/jobs/{new_id}?mode=cancel")
+            submit.wait_job(platform, new_id, {"CANCELED"}, timeout_s=60)
         kafka.delete_topics(bootstrap, [src, dst])

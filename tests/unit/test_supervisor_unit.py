@@ -159,3 +159,23 @@ def test_resume_picks_the_newest_completed_checkpoint_of_the_latest_run(
     assert [json.loads(x)["job_id"] for x in submit.RUNS.read_text().splitlines()[-1:]] == [
         "c1" * 16
     ]
+
+
+def test_resume_all_takes_the_jobs_a_new_jobmanager_lost(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(submit, "RUNS", tmp_path / "runs.jsonl")
+    known = {"r" * 32: "RUNNING", "f" * 32: "FINISHED"}
+    monkeypatch.setattr(submit, "_state_on_cluster", lambda _p, jid: known.get(jid))
+    for job, jid in [
+        ("silver", "x" * 32),  # superseded by its next run
+        ("silver", "s" * 32),  # lost
+        ("gold", "r" * 32),  # still running
+        ("device_anomaly", "c" * 32),  # cancelled by us, then lost
+        ("demo_event_counts", "f" * 32),  # finished
+        ("passthrough", "p" * 32),  # stopped with a savepoint, then lost
+    ]:
+        submit._record({"job": job, "job_id": jid})
+    submit._record({"cancelled": "c" * 32})
+    submit._record({"stopped": "p" * 32, "savepoint": "/sp"})
+    assert submit.resumable_jobs(settings.load_platform()) == ["silver"]
