@@ -19,9 +19,16 @@ def _platform(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 def cmd_up(args: argparse.Namespace) -> int:
     from jobs import stack
 
-    for line in stack.up(_platform(args), flink=not args.kafka_only):
+    for line in stack.up(_platform(args), flink=not args.kafka_only, conf_dir=args.conf):
         print(line)
     return 0
+
+
+def cmd_supervise(args: argparse.Namespace) -> int:
+    """The supervisor process itself (started by `up`, stopped by `down`); not for users."""
+    from jobs import supervisor
+
+    return supervisor.main(_platform(args), args.components, args.conf)
 
 
 def cmd_down(args: argparse.Namespace) -> int:
@@ -87,6 +94,21 @@ def cmd_submit(args: argparse.Namespace) -> int:
         savepoint=getattr(args, "from_savepoint", None),
     )
     print(f"submitted {args.job}: Flink job {job_id}")
+    return 0
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    """Submit jobs again from their latest checkpoints (after a JobManager restart, a cancel)."""
+    from jobs import submit
+
+    platform = _platform(args)
+    names = submit.resumable_jobs(platform) if args.all else args.jobs
+    if not names:
+        print("error: name the jobs to resume, or --all", file=sys.stderr)
+        return 2
+    for name in names:
+        job_id, path = submit.resume(name, platform, parallelism=args.parallelism)
+        print(f"resumed {name} from {path}: Flink job {job_id}")
     return 0
 
 
@@ -203,6 +225,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--kafka-only", action="store_true")
     p.set_defaults(func=cmd_up)
     sub.add_parser("down", help="stop what `up` started").set_defaults(func=cmd_down)
+    p = sub.add_parser("supervise", help=argparse.SUPPRESS)
+    p.add_argument("components", help="comma-separated: kafka,flink-jobmanager,...")
+    p.set_defaults(func=cmd_supervise)
     sub.add_parser("status", help="processes, health, jobs (exit 1 if one FAILED)").set_defaults(
         func=cmd_status
     )
@@ -227,6 +252,19 @@ def main(argv: list[str] | None = None) -> int:
         if name == "submit":
             p.add_argument("--from-savepoint", help="start from this savepoint")
         p.set_defaults(func=func)
+
+    p = sub.add_parser(
+        "resume",
+        help="submit jobs again from their latest checkpoints (e.g. after a JobManager restart)",
+    )
+    p.add_argument("jobs", nargs="*", help="job names, as given to submit")
+    p.add_argument(
+        "--all",
+        action="store_true",
+        help="every job whose latest run the cluster does not know (lost with a JobManager)",
+    )
+    p.add_argument("--parallelism", type=int)
+    p.set_defaults(func=cmd_resume)
 
     p = sub.add_parser("stop", help="stop a running Flink job with a savepoint")
     p.add_argument("job_id")

@@ -112,11 +112,33 @@ class SinkSettings(config.Strict):
     delivery_guarantee: Literal["exactly-once", "at-least-once"] = "exactly-once"
 
 
+class SupervisorSettings(config.Strict):
+    """`jobs up`'s supervisor: a process of the stack that dies is started again after a back-off
+    that doubles from backoff_initial to backoff_max on every failure in a row, and falls back to
+    backoff_initial once the process has stayed up for reset_after."""
+
+    backoff_initial: Duration = "1s"
+    backoff_max: Duration = "30s"
+    reset_after: Duration = "60s"
+
+    @model_validator(mode="after")
+    def _ordered(self) -> SupervisorSettings:
+        if duration_ms(self.backoff_initial) > duration_ms(self.backoff_max):
+            raise ValueError("backoff_initial no longer than backoff_max")
+        return self
+
+    def backoff_s(self, failures_in_a_row: int) -> float:
+        """Seconds to wait before the restart that follows the n-th failure in a row (n >= 1)."""
+        ms = duration_ms(self.backoff_initial) * 2 ** max(0, min(failures_in_a_row - 1, 30))
+        return float(min(ms, duration_ms(self.backoff_max))) / 1000
+
+
 class PlatformSettings(config.Strict):
     pipeline_id: str = "streamlake"
     kafka: KafkaSettings = KafkaSettings()
     flink: FlinkSettings = FlinkSettings()
     sinks: SinkSettings = SinkSettings()
+    supervisor: SupervisorSettings = SupervisorSettings()
 
     @field_validator("pipeline_id")
     @classmethod

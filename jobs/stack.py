@@ -3,7 +3,8 @@
 Each process is started by us in its own session, with its pid and start time in .stack/run/, so
 `down` stops exactly the processes `up` started (a recycled pid is never signalled). Each start
 waits on a real health check: the broker answers a metadata request; Flink's REST /overview lists
-a TaskManager.
+a TaskManager. `up` starts them through the supervisor (jobs/supervisor.py), which is their parent
+and starts one again when it dies.
 """
 
 from __future__ import annotations
@@ -15,11 +16,13 @@ import signal
 import socket
 import stat
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,6 +57,20 @@ def pid_file(name: str) -> Path:
     return paths.RUN / f"{name}.pid"
 
 
+def stopped_file(name: str) -> Path:
+    """Present while `name` was stopped on purpose (`stop`): the supervisor leaves it down."""
+    return paths.RUN / f"{name}.stopped"
+
+
+# The processes this process started and has not yet reaped, by name: the supervisor reads their
+# exit status (code or signal) from here when one dies.
+_children: dict[str, subprocess.Popen[bytes]] = {}
+
+
+def child(name: str) -> subprocess.Popen[bytes] | None:
+    return _children.get(name)
+
+
 def _start_time(pid: int) -> str | None:
     try:
         stat_line = Path(f"/proc/{pid}/stat").read_text()
@@ -80,6 +97,22 @@ def owned(name: str) -> Owned | None:
     return proc
 
 
+def uptime_s(pid: int) -> float | None:
+    """How long the process has been running (from /proc), or None if it is gone."""
+    st = _start_time(pid)
+    try:
+        boot = next(
+            float(ln.split()[1])
+            for ln in Path("/proc/stat").read_text().splitlines()
+            if ln.startswith("btime ")
+        )
+    except (OSError, StopIteration):
+        return None
+    if st is None:
+        return None
+    return max(0.0, time.time() - boot - int(st) / os.sysconf("SC_CLK_TCK"))
+
+
 def _is_zombie(pid: int) -> bool:
     try:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
@@ -87,37 +120,65 @@ def _is_zombie(pid: int) -> bool:
         return True
 
 
+@contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """SIGTERM/SIGINT wait until the block is done: a process is never started without its pid
+    file, so `down` (which SIGTERMs the supervisor, then reads the pid files) misses nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    got: list[int] = []
+    sigs = (signal.SIGTERM, signal.SIGINT)
+    old = {sig: signal.signal(sig, lambda n, _f: got.append(n)) for sig in sigs}
+    try:
+        yield
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+        for n in got:
+            os.kill(os.getpid(), n)  # delivered now, to the handler that was in place
+
+
 def spawn(name: str, argv: list[str], env: dict[str, str], log: Path, cwd: Path) -> Owned:
     log.parent.mkdir(parents=True, exist_ok=True)
     paths.RUN.mkdir(parents=True, exist_ok=True)
-    with log.open("ab") as out:
-        p = subprocess.Popen(
-            argv,
-            env=env,
-            cwd=cwd,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group: `down` signals the group
-        )
-    started = None
-    for _ in range(50):
-        started = _start_time(p.pid)
-        if started:
-            break
-        time.sleep(0.01)
-    if started is None:
-        raise StackError(f"{name} exited at once; see {log}")
-    proc = Owned(name, p.pid, started)
-    proc.pid_file.write_text(json.dumps({"pid": p.pid, "started": started, "argv": argv[:3]}))
+    with _signals_deferred():
+        with log.open("ab") as out:
+            p = subprocess.Popen(
+                argv,
+                env=env,
+                cwd=cwd,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group: `down` signals the group
+            )
+        _children[name] = p
+        started = None
+        for _ in range(50):
+            started = _start_time(p.pid)
+            if started:
+                break
+            time.sleep(0.01)
+        if started is None:
+            raise StackError(f"{name} exited at once; see {log}")
+        proc = Owned(name, p.pid, started)
+        proc.pid_file.write_text(json.dumps({"pid": p.pid, "started": started, "argv": argv[:3]}))
+        stopped_file(name).unlink(missing_ok=True)
     return proc
 
 
-def stop(name: str, timeout_s: float = 60.0) -> bool:
-    """SIGTERM the process group we started, wait, then SIGKILL. True if something was stopped."""
+def stop(name: str, timeout_s: float = 60.0, *, on_purpose: bool = True) -> bool:
+    """SIGTERM the process group we started, wait, then SIGKILL. True if something was stopped.
+
+    A stop on purpose is marked, so the supervisor leaves the process down until it is started
+    again; the supervisor itself stops a process that will not become healthy with on_purpose=False.
+    """
     proc = owned(name)
     if proc is None:
         return False
+    if on_purpose:
+        stopped_file(name).write_text(str(proc.pid))
     try:
         os.killpg(proc.pid, signal.SIGTERM)
     except ProcessLookupError:
@@ -134,6 +195,8 @@ def stop(name: str, timeout_s: float = 60.0) -> bool:
             pass
         _wait_gone(proc, 10)
     proc.pid_file.unlink(missing_ok=True)
+    if (p := _children.get(name)) is not None and p.pid == proc.pid:
+        p.poll()  # reap it if it is ours
     return True
 
 
@@ -266,6 +329,11 @@ def kafka_up(s: PlatformSettings) -> str:
         raise StackError(
             "kafka: our broker process is running but unhealthy; run `make down` first"
         )
+    return kafka_start(s)
+
+
+def kafka_start(s: PlatformSettings) -> str:
+    """Start the broker (formatting its storage the first time) and wait until it answers."""
     require_ports(
         {s.kafka.port: "Kafka broker", s.kafka.controller_port: "Kafka controller"},
         "conf/platform.yaml (kafka.port / kafka.controller_port)",
@@ -336,6 +404,8 @@ def _kafka_cluster_id() -> str:
 
 FLINK_CONF = paths.FLINK_STATE / "conf"
 FLINK_LIB = paths.FLINK_STATE / "lib"
+# execution.checkpointing.dir: one folder per Flink job id, chk-<n>/_metadata inside.
+CHECKPOINTS = paths.FLINK_STATE / "checkpoints"
 
 
 def flink_config(s: PlatformSettings) -> dict[str, Any]:
@@ -360,12 +430,15 @@ def flink_config(s: PlatformSettings) -> dict[str, Any]:
         "metrics.fetcher.update-interval": 1000,
         "parallelism.default": f.parallelism,
         "state.backend.type": f.state_backend,
-        "execution.checkpointing.dir": (paths.FLINK_STATE / "checkpoints").as_uri(),
+        "execution.checkpointing.dir": CHECKPOINTS.as_uri(),
         "execution.checkpointing.savepoint-dir": (paths.FLINK_STATE / "savepoints").as_uri(),
         "execution.checkpointing.incremental": f.state_backend == "rocksdb",
         "execution.checkpointing.interval": f"{f.checkpoint_interval_ms} ms",
         "execution.checkpointing.mode": "EXACTLY_ONCE",
         "execution.checkpointing.num-retained": 3,
+        # A cancelled job keeps its latest checkpoints (a failed or lost one always does), so
+        # `jobs resume JOB` can start it again from there, e.g. after a JobManager restart.
+        "execution.checkpointing.externalized-checkpoint-retention": "RETAIN_ON_CANCELLATION",
         # Bounded restarts (flink.restart): a job failing on every start ends FAILED.
         **f.restart.flink_options(),
         "python.executable": py,
@@ -420,7 +493,7 @@ def prepare_flink(s: PlatformSettings) -> dict[str, str]:
         if script.suffix in ("", ".sh") and script.is_file():
             mode = script.stat().st_mode
             script.chmod(mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
-    (paths.FLINK_STATE / "checkpoints").mkdir(parents=True, exist_ok=True)
+    CHECKPOINTS.mkdir(parents=True, exist_ok=True)
     (paths.FLINK_STATE / "savepoints").mkdir(parents=True, exist_ok=True)
     paths.LOGS.mkdir(parents=True, exist_ok=True)
     return flink_env()
@@ -473,46 +546,68 @@ def flink_healthy(s: PlatformSettings) -> bool:
     return int(ov.get("taskmanagers", 0)) >= 1 and int(ov.get("slots-total", 0)) >= 1
 
 
+def taskmanager_ids(s: PlatformSettings) -> set[str]:
+    """Ids of the TaskManagers the JobManager lists (empty if it does not answer)."""
+    try:
+        return {str(t["id"]) for t in rest_get(s, "/taskmanagers", 2.0).get("taskmanagers", [])}
+    except (OSError, urllib.error.URLError, ValueError):
+        return set()
+
+
 def flink_up(s: PlatformSettings) -> str:
     jm, tm = owned("flink-jobmanager"), owned("flink-taskmanager")
     if jm and tm and flink_healthy(s):
         return f"flink: already running, UI at {s.flink.rest_url}"
     if jm or tm:
         raise StackError("flink: partly running; run `make down` first")
+    prepare_flink(s)
+    jobmanager_start(s)
+    taskmanager_start(s)
+    return f"flink: up, UI at {s.flink.rest_url} (logs in {paths.LOGS})"
+
+
+def jobmanager_start(s: PlatformSettings) -> str:
+    """Start the JobManager (conf/ and lib/ laid out by prepare_flink) and wait for its REST API.
+
+    Standalone, without HA: a JobManager started again knows no jobs (`jobs resume` them)."""
     require_ports(
         {s.flink.rest_port: "Flink REST/UI", s.flink.rpc_port: "Flink JobManager RPC"},
         "conf/platform.yaml (flink.rest_port / flink.rpc_port)",
     )
-    env = prepare_flink(s)
+    log = LOG_OF["flink-jobmanager"]
     spawn(
         "flink-jobmanager",
         [flink_bin("jobmanager.sh"), "start-foreground"],
-        env,
-        paths.LOGS / "flink-jobmanager.out",
+        flink_env(),
+        log,
         paths.STACK,
     )
-    wait_for(
-        lambda: port_open(s.flink.rest_port),
-        "flink jobmanager",
-        90,
-        paths.LOGS / "flink-jobmanager.out",
-        "flink-jobmanager",
-    )
+    wait_for(lambda: port_open(s.flink.rest_port), "flink jobmanager", 90, log, "flink-jobmanager")
+    return f"flink-jobmanager: up, UI at {s.flink.rest_url}"
+
+
+def taskmanager_start(s: PlatformSettings) -> str:
+    """Start a TaskManager and wait until the JobManager lists it with its slots.
+
+    A TaskManager that died stays listed until the JobManager notices (missed heartbeats), so
+    healthy here means a TaskManager id that was not listed before this one started."""
+    before = taskmanager_ids(s)
+    log = LOG_OF["flink-taskmanager"]
     spawn(
         "flink-taskmanager",
         [flink_bin("taskmanager.sh"), "start-foreground"],
-        env,
-        paths.LOGS / "flink-taskmanager.out",
+        flink_env(),
+        log,
         paths.STACK,
     )
     wait_for(
-        lambda: flink_healthy(s),
+        lambda: bool(taskmanager_ids(s) - before) and flink_healthy(s),
         "flink taskmanager",
         90,
-        paths.LOGS / "flink-taskmanager.out",
+        log,
         "flink-taskmanager",
     )
-    return f"flink: up, UI at {s.flink.rest_url} (logs in {paths.LOGS})"
+    return f"flink-taskmanager: up, registered with the JobManager at {s.flink.rest_url}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -523,12 +618,19 @@ def loader_ready_file() -> Path:
     return paths.RUN / "loader.ready"
 
 
-def loader_up() -> str:
+def loader_up(conf_dir: Path | None = None) -> str:
     if owned("loader"):
         return "loader: already running"
+    return loader_start(conf_dir)
+
+
+def loader_start(conf_dir: Path | None = None) -> str:
+    """Start the Delta loader (with the config folder `up` was given) and wait until it has
+    subscribed."""
     loader_ready_file().unlink(missing_ok=True)
-    argv = [paths.python_executable(), "-m", "jobs", "loader", "--managed"]
-    log = paths.LOGS / "loader.log"
+    conf = ["--conf", str(conf_dir.resolve())] if conf_dir else []
+    argv = [paths.python_executable(), "-m", "jobs", *conf, "loader", "--managed"]
+    log = LOG_OF["loader"]
     spawn("loader", argv, dict(os.environ), log, paths.REPO)
     wait_for(loader_ready_file().exists, "loader", 60, log, "loader")
     return f"loader: up, landing topics in Delta (logs in {log})"
@@ -538,19 +640,58 @@ def loader_up() -> str:
 # The whole stack
 
 COMPONENTS = ("kafka", "flink-jobmanager", "flink-taskmanager", "loader")
+SUPERVISOR = "supervisor"
+# Where a component's last lines are read from when it dies.
+LOG_OF = {
+    "kafka": paths.LOGS / "kafka-server.log",
+    "flink-jobmanager": paths.LOGS / "flink-jobmanager.out",
+    "flink-taskmanager": paths.LOGS / "flink-taskmanager.out",
+    "loader": paths.LOGS / "loader.log",
+    SUPERVISOR: paths.LOGS / "supervisor.log",
+}
 
 
-def up(s: PlatformSettings, *, flink: bool = True, loader: bool = True) -> list[str]:
-    msgs = [kafka_up(s)]
-    if flink:
-        msgs.append(flink_up(s))
-    if loader:
-        msgs.append(loader_up())
-    return msgs
+def components(*, flink: bool = True, loader: bool = True) -> list[str]:
+    return [
+        n for n in COMPONENTS if (flink or not n.startswith("flink-")) and (loader or n != "loader")
+    ]
+
+
+def up(
+    s: PlatformSettings, *, flink: bool = True, loader: bool = True, conf_dir: Path | None = None
+) -> list[str]:
+    """Start the stack under its supervisor and wait until every part is healthy."""
+    from jobs import supervisor
+
+    return supervisor.launch(s, components(flink=flink, loader=loader), conf_dir)
+
+
+def start_all(s: PlatformSettings, names: list[str], conf_dir: Path | None) -> Iterator[str]:
+    """The first start, in order (the supervisor runs this): what is already running is kept."""
+    if "kafka" in names:
+        yield kafka_up(s)
+    if "flink-jobmanager" in names:
+        yield flink_up(s)
+    if "loader" in names:
+        yield loader_up(conf_dir)
+
+
+def start_again(name: str, s: PlatformSettings, conf_dir: Path | None) -> str:
+    """Start one component that died (the supervisor runs this)."""
+    if name == "kafka":
+        return kafka_start(s)
+    if name == "flink-jobmanager":
+        return jobmanager_start(s)
+    if name == "flink-taskmanager":
+        return taskmanager_start(s)
+    if name == "loader":
+        return loader_start(conf_dir)
+    raise ValueError(f"unknown component {name}")
 
 
 def down() -> list[str]:
-    msgs = []
+    # The supervisor first, so that nothing is started again while the rest stops.
+    msgs = [f"{SUPERVISOR}: stopped" if stop(SUPERVISOR) else f"{SUPERVISOR}: not running"]
     for name in ("loader", "flink-taskmanager", "flink-jobmanager", "kafka"):
         msgs.append(f"{name}: stopped" if stop(name) else f"{name}: not running")
     left = leftovers()
@@ -614,10 +755,9 @@ def failed_jobs(s: PlatformSettings) -> list[str]:
 
 
 def status(s: PlatformSettings) -> list[str]:
-    lines = []
-    for name in COMPONENTS:
-        proc = owned(name)
-        lines.append(f"{name:18} {'pid ' + str(proc.pid) if proc else 'not running'}")
+    from jobs import supervisor
+
+    lines = supervisor.process_lines()
     if owned("kafka"):
         ok = kafka.broker_ready(s.kafka.bootstrap)
         lines.append(

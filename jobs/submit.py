@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
 import time
+import urllib.error
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -70,7 +73,141 @@ def submit(
         raise stack.StackError(
             f"flink run failed (exit {out.returncode}):\n{out.stdout[-4000:]}\n{out.stderr[-4000:]}"
         )
+    _record(
+        {
+            "job": job_name,
+            "job_id": m.group(1),
+            "conf": str(conf_dir.resolve()) if conf_dir else None,
+            "bounded": bounded,
+            "parallelism": parallelism,
+            "savepoint": savepoint,
+        }
+    )
     return m.group(1)
+
+
+# ---------------------------------------------------------------------------------------------
+# Runs and their checkpoints. Checkpoint folders are named by Flink job id, so every submission
+# is recorded (job name -> job id, and how it was started) to find a job's latest checkpoint.
+
+RUNS = paths.FLINK_STATE / "runs.jsonl"
+_ALIVE = {"INITIALIZING", "CREATED", "RUNNING", "FAILING", "CANCELLING", "RESTARTING"}
+_ALIVE |= {"SUSPENDED", "RECONCILING"}
+
+
+def _record(entry: dict[str, object]) -> None:
+    RUNS.parent.mkdir(parents=True, exist_ok=True)
+    line = json.dumps({"at": datetime.now(UTC).isoformat(timespec="seconds"), **entry})
+    with RUNS.open("a") as f:
+        f.write(line + "\n")
+
+
+def _entries() -> list[dict[str, object]]:
+    try:
+        text = RUNS.read_text()
+    except OSError:
+        return []
+    return [json.loads(ln) for ln in text.splitlines() if ln.strip()]
+
+
+def runs_of(job_name: str) -> list[dict[str, object]]:
+    """The recorded submissions of a job, newest first."""
+    return [e for e in reversed(_entries()) if e.get("job") == job_name]
+
+
+def completed_checkpoints(job_id: str) -> list[Path]:
+    """The job's completed checkpoints (chk-<n> folders holding a _metadata file), oldest first."""
+    folder = stack.CHECKPOINTS / job_id
+    found = []
+    for d in folder.glob("chk-*") if folder.is_dir() else []:
+        n = d.name.removeprefix("chk-")
+        if n.isdigit() and (d / "_metadata").is_file():
+            found.append((int(n), d))
+    return [d for _n, d in sorted(found)]
+
+
+def latest_checkpoint(job_name: str) -> str:
+    """Where the job's latest run can be resumed from: the newest of its completed checkpoints and
+    the savepoints `stop` took of it; if it completed none, what it was itself started from."""
+    runs = runs_of(job_name)
+    if not runs:
+        raise stack.StackError(
+            f"no run of {job_name} is recorded in {RUNS}: submit it first (jobs submit {job_name})"
+        )
+    run = runs[0]
+    job_id = str(run["job_id"])
+    candidates = completed_checkpoints(job_id)
+    candidates += [
+        Path(str(e["savepoint"]).removeprefix("file:"))
+        for e in _entries()
+        if e.get("stopped") == job_id and e.get("savepoint")
+    ]
+    candidates = [c for c in candidates if (c / "_metadata").is_file()]
+    if candidates:
+        return str(max(candidates, key=lambda c: (c / "_metadata").stat().st_mtime_ns))
+    if run.get("savepoint"):
+        return str(run["savepoint"])
+    raise stack.StackError(
+        f"{job_name}'s latest run (Flink job {job_id}, submitted {run.get('at')}) completed no "
+        f"checkpoint under {stack.CHECKPOINTS} and was not started from one: submit it afresh"
+    )
+
+
+def _state_on_cluster(platform: PlatformSettings, job_id: str) -> str | None:
+    """The job's state as the cluster knows it; None if it does not (e.g. a restarted JobManager)."""
+    try:
+        return str(stack.rest_get(platform, f"/jobs/{job_id}")["state"])
+    except urllib.error.HTTPError as exc:
+        if exc.code == 404:
+            return None
+        raise
+
+
+def resumable_jobs(platform: PlatformSettings) -> list[str]:
+    """Every job whose latest run the cluster does not know (lost with a JobManager) and that was
+    not stopped or cancelled through this module. A job that finished or FAILED, or was cancelled
+    elsewhere (the Web UI), is left alone: resume it by name if you mean to."""
+    entries = _entries()
+    ended = {str(e.get("stopped") or e.get("cancelled")) for e in entries if "job" not in e}
+    names = list(dict.fromkeys(str(e["job"]) for e in reversed(entries) if "job" in e))
+    latest = {n: str(runs_of(n)[0]["job_id"]) for n in names}
+    return [
+        n
+        for n in names
+        if latest[n] not in ended and _state_on_cluster(platform, latest[n]) is None
+    ]
+
+
+def resume(
+    job_name: str,
+    platform: PlatformSettings,
+    *,
+    parallelism: int | None = None,
+) -> tuple[str, str]:
+    """Submit a job again from its latest checkpoint (see latest_checkpoint) as it was submitted:
+    with the same config folder, bounded or not, at the same parallelism unless another is given.
+    Return (new Flink job id, the checkpoint's path)."""
+    runs = runs_of(job_name)
+    path = latest_checkpoint(job_name)
+    run = runs[0]
+    state = _state_on_cluster(platform, str(run["job_id"]))
+    if state in _ALIVE:
+        raise stack.StackError(
+            f"{job_name} is still {state} as Flink job {run['job_id']}: stop or cancel it first"
+        )
+    conf = Path(str(run["conf"])) if run.get("conf") else None
+    if conf is not None and not conf.is_dir():
+        raise stack.StackError(f"{job_name} was submitted with --conf {conf}, which is gone")
+    recorded_p = run.get("parallelism")
+    job_id = submit(
+        job_name,
+        platform,
+        bounded=bool(run.get("bounded")),
+        parallelism=parallelism or (int(str(recorded_p)) if recorded_p else None),
+        conf_dir=conf,
+        savepoint=path,
+    )
+    return job_id, path
 
 
 def stop_with_savepoint(
@@ -93,6 +230,7 @@ def stop_with_savepoint(
                     f"savepoint of {job_id} failed: {str(op['failure-cause'])[:2000]}"
                 )
             wait_job(platform, job_id, {"FINISHED"}, timeout_s=timeout_s)
+            _record({"stopped": job_id, "savepoint": str(op["location"])})
             return str(op["location"])
         time.sleep(0.5)
     raise TimeoutError(f"savepoint of {job_id} not done after {timeout_s:.0f}s")
@@ -101,6 +239,7 @@ def stop_with_savepoint(
 def cancel_job(platform: PlatformSettings, job_id: str, timeout_s: float = 60) -> None:
     stack.rest_patch(platform, f"/jobs/{job_id}?mode=cancel")
     wait_job(platform, job_id, {"CANCELED"}, timeout_s=timeout_s)
+    _record({"cancelled": job_id})
 
 
 def wait_job(platform: PlatformSettings, job_id: str, until: set[str], timeout_s: float) -> str:
