@@ -622,6 +622,7 @@ INSERT INTO bench_passthrough SELECT raw_value FROM bronze_events;
 -- ===== job silver: sql/silver/silver.sql =====
 SET 'table.exec.state.ttl' = '3600000 ms';
 SET 'table.exec.source.idle-timeout' = '10000 ms';
+SET 'table.exec.mini-batch.enabled' = 'false';
 -- Purpose: Bronze -> Silver: validate raw events against the YAML schemas, send every reject to the DLQ with its bytes and reasons, deduplicate, write typed rows per event type and per-tenant audit counts; exactly-once.
 
 -- Bronze is the tenant topics themselves, read once and kept as received: the record's bytes
