@@ -19,6 +19,29 @@ _JOB_ID = re.compile(r"JobID ([0-9a-f]{32})")
 _CREATE_TABLE = re.compile(r"CREATE\s+(?:TEMPORARY\s+)?TABLE\s+(`?[A-Za-z0-9_]+`?)", re.IGNORECASE)
 
 
+def check_single_writers(
+    job: catalog.SqlJob, platform: PlatformSettings, parallelism: int | None
+) -> None:
+    """A sink with the 'fixed' partitioner (Silver) promises one writer per partition: its topic
+    needs at least as many partitions as the job has subtasks (the watermark its rows carry is
+    only a bound when one writer writes each partition)."""
+    from connectors import kafka
+
+    n = parallelism or platform.flink.parallelism
+    fixed = [t for spec in job.tables.values() if spec.partitioner == "fixed" for t in spec.topics]
+    if not fixed:
+        return
+    md = kafka.admin(platform.kafka.bootstrap).list_topics(timeout=30)
+    for topic in fixed:
+        t = md.topics.get(topic)
+        if t is not None and not t.error and len(t.partitions) < n:
+            raise stack.StackError(
+                f"{job.name}: topic {topic} has {len(t.partitions)} partition(s), fewer than the "
+                f"job's parallelism {n}: each partition must have one writer (add partitions or "
+                "lower the parallelism)"
+            )
+
+
 def submit(
     job_name: str,
     platform: PlatformSettings,
@@ -38,7 +61,7 @@ def submit(
 
         device_anomaly.load(conf_dir or paths.CONF_DIR)
     else:
-        catalog.get(job_name, conf_dir)
+        check_single_writers(catalog.get(job_name, conf_dir), platform, parallelism)
     if not stack.flink_healthy(platform):
         raise stack.StackError(
             f"no healthy Flink cluster at {platform.flink.rest_url}: run `make up`"

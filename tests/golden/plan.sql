@@ -641,7 +641,7 @@ CREATE TEMPORARY TABLE bronze_events (
     -- event type's max_out_of_orderness, when it names a known event type and its event time
     -- parses and is at most max_future_skew ahead of its ingest time (a clock running ahead
     -- cannot move a watermark); otherwise NULL, and it moves nothing. The Kafka source keeps one
-    -- watermark per partition, the largest clock it has read there (emitted on every record);
+    -- watermark per partition, the largest clock it has read there (emitted periodically);
     -- the job's watermark, the smallest of them, reaches the Silver writers in band with the rows.
     event_clock_at AS CASE WHEN CHAR_LENGTH(CAST(raw_value AS STRING)) <= 1048576 THEN
     CASE JSON_VALUE(CAST(raw_value AS STRING), '$.event_type')
@@ -1121,23 +1121,27 @@ FROM dlq_measured;
 
 -- What each record counts towards: (ingest window, tenant, event type, metric).
 CREATE TEMPORARY VIEW audit_facts AS
-SELECT ingest_window_ms, topic_tenant AS tenant_id, '' AS event_type, 'read' AS metric
-FROM bronze_routed
-UNION ALL
-SELECT ingest_window_ms, topic_tenant, '', 'dlq'
-FROM bronze_routed
-WHERE route_reason IS NOT NULL
-UNION ALL SELECT * FROM audit_rows_device_telemetry
-UNION ALL SELECT * FROM audit_rows_orders;
+SELECT CAST(TO_TIMESTAMP_LTZ(f.ingest_window_ms, 3) AS TIMESTAMP(3)) AS window_start,
+       CAST(TO_TIMESTAMP_LTZ(f.ingest_window_ms + 60000, 3) AS TIMESTAMP(3)) AS window_end,
+       f.tenant_id, f.event_type, f.metric
+FROM (
+    SELECT ingest_window_ms, topic_tenant AS tenant_id, '' AS event_type, 'read' AS metric
+    FROM bronze_routed
+    UNION ALL
+    SELECT ingest_window_ms, topic_tenant, '', 'dlq'
+    FROM bronze_routed
+    WHERE route_reason IS NOT NULL
+    UNION ALL SELECT * FROM audit_rows_device_telemetry
+UNION ALL SELECT * FROM audit_rows_orders
+) AS f;
 
 -- Windows are of broker ingest time (Bronze topics are LogAppendTime), counted by key rather than
 -- by an ingest-time watermark: the job's one watermark is event time. A count's state lives for
 -- the job's state TTL (the longest dedup horizon) after its last record.
+-- Grouped by exactly the sink's primary key, so each count is an upsert of its key (no
+-- retraction, no tombstone, no upsert materializer).
 INSERT INTO audit_silver_counts
-SELECT
-    CAST(TO_TIMESTAMP_LTZ(f.ingest_window_ms, 3) AS TIMESTAMP(3)),
-    CAST(TO_TIMESTAMP_LTZ(f.ingest_window_ms + 60000, 3) AS TIMESTAMP(3)),
-    f.tenant_id, f.event_type, f.metric, COUNT(*)
-FROM audit_facts AS f
-GROUP BY f.ingest_window_ms, f.tenant_id, f.event_type, f.metric;
+SELECT window_start, window_end, tenant_id, event_type, metric, COUNT(*)
+FROM audit_facts
+GROUP BY window_start, window_end, tenant_id, event_type, metric;
 
