@@ -175,8 +175,17 @@ def run_silver(platform: PlatformSettings) -> bool:
         kafka.create_topics(bootstrap, [topic], platform.kafka.default_partitions, topic_config=cfg)
     data = silver_events()
     owners = {t.tenant_id: t.topics[0] for t in reg.tenants.values()}
+    parts = platform.kafka.default_partitions
     for tenant, records in data["records"].items():
-        kafka.produce(bootstrap, owners[tenant], [(None, r) for r in records])
+        # Round robin by position, not librdkafka's random choice for a null key: each partition
+        # then holds the same records in the same order on every run, and since lateness is
+        # decided per Bronze partition, so are the late rows.
+        kafka.produce(
+            bootstrap,
+            owners[tenant],
+            [(None, r) for r in records],
+            partition_of={i: i % parts for i in range(len(records))},
+        )
     total = sum(len(r) for r in data["records"].values())
     print(f"\n== Silver: produced {total} raw events to {', '.join(sorted(owners.values()))}")
     job_id = submit.submit("silver", platform, bounded=True)
