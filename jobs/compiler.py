@@ -145,7 +145,11 @@ def _time_value(fmt: str, w: str) -> str:
             f"CASE WHEN REGEXP({w}, '^\\[\"[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}T[0-9]{{2}}:[0-9]{{2}}:[0-9]{{2}}(\\.[0-9]{{1,3}})?Z\"\\]$') "
             f"THEN CAST(TO_TIMESTAMP(REPLACE(REPLACE({s}, 'T', ' '), 'Z', '')) AS TIMESTAMP_LTZ(3)) END"
         )
-    n = f"TRY_CAST({_inner(w)} AS BIGINT)"
+    return _epoch_time(fmt, f"TRY_CAST({_inner(w)} AS BIGINT)")
+
+
+def _epoch_time(fmt: str, n: str) -> str:
+    """The TIMESTAMP_LTZ of a BIGINT expression in an epoch format, NULL out of range."""
     if fmt == "epoch_millis":
         return f"CASE WHEN {n} BETWEEN 0 AND {_EPOCH_MS_MAX} THEN TO_TIMESTAMP_LTZ({n}, 3) END"
     return f"CASE WHEN {n} BETWEEN 0 AND {_EPOCH_MS_MAX // 1000} THEN TO_TIMESTAMP_LTZ({n}, 0) END"
@@ -285,10 +289,7 @@ def _clock_time(fmt: str, s: str) -> str:
             f"CASE WHEN REGEXP({s}, '^[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}T[0-9]{{2}}:[0-9]{{2}}:[0-9]{{2}}(\\.[0-9]{{1,3}})?Z$') "
             f"THEN CAST(TO_TIMESTAMP(REPLACE(REPLACE({s}, 'T', ' '), 'Z', '')) AS TIMESTAMP_LTZ(3)) END"
         )
-    n = f"TRY_CAST({s} AS BIGINT)"
-    if fmt == "epoch_millis":
-        return f"CASE WHEN {n} BETWEEN 0 AND {_EPOCH_MS_MAX} THEN TO_TIMESTAMP_LTZ({n}, 3) END"
-    return f"CASE WHEN {n} BETWEEN 0 AND {_EPOCH_MS_MAX // 1000} THEN TO_TIMESTAMP_LTZ({n}, 0) END"
+    return _epoch_time(fmt, f"TRY_CAST({s} AS BIGINT)")
 
 
 def event_clock(reg: Registry) -> str:

@@ -15,13 +15,14 @@ partition's watermark, itself included.
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import json
 import random
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
+
+from tests.job.test_gold import iso
 
 BOUND_MS = {"device_telemetry": 5_000, "orders": 10_000}
 MAX_RECORD_BYTES = 4096
@@ -39,11 +40,6 @@ class Rec:
     event_type: str | None = None
     clock_ms: int | None = None  # the record's clock (event time minus bound), if it has one
     row: dict[str, Any] = field(default_factory=dict)  # the Silver row's fields, if silver
-
-
-def _iso(ms: int) -> str:
-    d = dt.datetime.fromtimestamp(ms / 1000, dt.UTC)
-    return d.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
 
 
 def generate(seed: int, n: int, end_ms: int) -> list[Rec]:
@@ -124,7 +120,7 @@ def _record(
             "event_type": et,
             "schema_version": 2 if tenant == "globex" else 1,
             "order_id": f"o-{seq}",
-            "placed_at": _iso(t),
+            "placed_at": iso(t),
             "customer_id": f"c-{rng.randrange(300)}",
             "amount_cents": rng.randrange(100, 50_000),
             "currency": rng.choice(["EUR", "USD", "GBP"]),
@@ -158,7 +154,7 @@ def _record(
         fate = "unknown_tenant"
     elif kind == 5:
         future = now_ms + 3 * HOUR
-        ev[time_key] = future if et == "device_telemetry" else _iso(future)
+        ev[time_key] = future if et == "device_telemetry" else iso(future)
         fate, clock = "event_time_in_future", None
     elif kind == 6:
         if et == "device_telemetry":
@@ -211,7 +207,7 @@ def flush(end_ms: int, offset_ms: int, seq: int) -> list[Rec]:
                     "event_type": "orders",
                     "schema_version": 2,
                     "order_id": f"{FLUSH_PREFIX}{seq}",
-                    "placed_at": _iso(t),
+                    "placed_at": iso(t),
                     "customer_id": f"{FLUSH_PREFIX}customer",
                     "amount_cents": 1,
                     "currency": "EUR",

@@ -21,7 +21,7 @@ from jobs import catalog, settings, submit
 from tests import catchup_stream as cs
 from tests import gold_oracle as oracle
 from tests.conftest import SilverConf, make_silver_conf
-from tests.job.test_gold import from_iso, read_gold
+from tests.job.test_gold import _ms, alert_row, from_iso, read_gold
 
 N_EVENTS = 100_000
 SEED = 20261201
@@ -45,18 +45,6 @@ def private_conf(tmp_path: Path, uid: str) -> SilverConf:
 
 def aggregates(conf: Path) -> dict[str, tuple[str, oracle.Aggregate]]:
     """Each Gold aggregate of the config, as the oracle models it: name -> (event type, model)."""
-
-    def _ms(d: str) -> int:
-        for unit, f in (
-            ("ms", 1),
-            ("min", 60_000),
-            ("s", 1000),
-            ("h", 3_600_000),
-            ("d", 86_400_000),
-        ):
-            if d.endswith(unit):
-                return int(d[: -len(unit)]) * f
-        raise ValueError(d)
 
     out = {}
     for f in sorted((conf / "gold").glob("*.yaml")):
@@ -245,13 +233,7 @@ def check_gold(sc: SilverConf, bootstrap: str, stream: dict[str, Any]) -> None:
     assert revised > 10
     alerts = kafka.read_committed_json(bootstrap, sc.topic("alert_events"), f"r-{sc.uid}-a", 120)
     got_alerts = sorted(
-        (
-            a["rule_id"],
-            a["tenant_id"],
-            a["alert_key"],
-            from_iso(a["first_event_at"]),
-            from_iso(a["last_event_at"]),
-        )
+        alert_row(a)
         for a in alerts
         if a["alert_key"] != "dev-999999" and from_iso(a["last_event_at"]) <= cutoff - 10 * 60_000
     )

@@ -80,19 +80,9 @@ def gold_state(bootstrap: str, gc: GoldConf) -> dict[str, Any]:
     alerts = kafka.read_committed_json(
         bootstrap, gc.alerts, group_id=f"r-{gc.alerts}-{time.monotonic()}"
     )
-    from tests.job.test_gold import from_iso
+    from tests.job.test_gold import alert_row
 
-    out["alerts"] = sorted(
-        (
-            a["rule_id"],
-            a["tenant_id"],
-            a["alert_key"],
-            from_iso(a["first_event_at"]),
-            from_iso(a["last_event_at"]),
-        )
-        for a in alerts
-        if a["alert_key"] != "dev-flush"
-    )
+    out["alerts"] = sorted(alert_row(a) for a in alerts if a["alert_key"] != "dev-flush")
     return out
 
 

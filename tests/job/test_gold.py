@@ -99,7 +99,7 @@ def oracle_aggregate(name: str) -> oracle.Aggregate:
 
 
 def _ms(d: str) -> int:
-    for unit, f in (("ms", 1), ("min", 60_000), ("s", 1000), ("h", 3_600_000)):
+    for unit, f in (("ms", 1), ("min", 60_000), ("s", 1000), ("h", 3_600_000), ("d", 86_400_000)):
         if d.endswith(unit):
             return int(d[: -len(unit)]) * f
     raise ValueError(d)
@@ -107,6 +107,17 @@ def _ms(d: str) -> int:
 
 def iso(ms: int) -> str:
     return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def alert_row(a: dict[str, Any]) -> tuple[Any, ...]:
+    """An alert as the oracle gives it, with its rule: (rule, tenant, key, first ms, last ms)."""
+    return (
+        a["rule_id"],
+        a["tenant_id"],
+        a["alert_key"],
+        from_iso(a["first_event_at"]),
+        from_iso(a["last_event_at"]),
+    )
 
 
 def from_iso(s: str) -> int:
