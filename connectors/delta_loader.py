@@ -283,6 +283,9 @@ class Loader:
                 # that scale out use distinct instance ids.
                 "group.instance.id": instance_id,
                 "session.timeout.ms": 10_000,
+                # A subscribed topic created after the loader started (`jobs topics`, a new
+                # tenant's Bronze topic) is found within this, not librdkafka's 5 minutes.
+                "topic.metadata.refresh.interval.ms": 5_000,
                 "log_level": 3,
             }
         )

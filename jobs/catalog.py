@@ -206,6 +206,12 @@ def silver(conf_dir: Path) -> SqlJob:
             # Silver row carries would be wrong.
             "table.exec.mini-batch.enabled": "false",
         },
+        # Fair reading of a backlog: Kafka's consumer hands out one partition's fetched bytes
+        # before the next partition's, so at 1 MiB (its default) a catching-up job reads thousands
+        # of records of one Bronze partition while the others send nothing, long enough on a busy
+        # machine for them to count as idle (processing time) and the stream watermark to skip
+        # past them. 64 KiB is a few hundred records per partition in turn.
+        source_options={"properties.max.partition.fetch.bytes": str(64 * 1024)},
     )
 
 

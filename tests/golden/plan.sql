@@ -621,7 +621,7 @@ INSERT INTO bench_passthrough SELECT raw_value FROM bronze_events;
 
 -- ===== job silver: sql/silver/silver.sql =====
 SET 'table.exec.state.ttl' = '3600000 ms';
-SET 'table.exec.source.idle-timeout' = '10000 ms';
+SET 'table.exec.source.idle-timeout' = '30000 ms';
 SET 'table.exec.mini-batch.enabled' = 'false';
 -- Purpose: Bronze -> Silver: validate raw events against the YAML schemas, send every reject to the DLQ with its bytes and reasons, deduplicate, write typed rows per event type and per-tenant audit counts; exactly-once.
 
@@ -659,7 +659,8 @@ CREATE TEMPORARY TABLE bronze_events (
   'value.fields-include' = 'EXCEPT_KEY',
   'properties.group.id' = 'streamlake.silver',
   'properties.isolation.level' = 'read_committed',
-  'scan.startup.mode' = 'earliest-offset'
+  'scan.startup.mode' = 'earliest-offset',
+  'properties.max.partition.fetch.bytes' = '65536'
 );
 
 -- Decode, and measure the record (Flink has no byte length for BYTES: base64 has 4 characters
