@@ -303,6 +303,10 @@ def _optional_ms(text: Any) -> int | None:
     return None if text is None else parse_event_at(text)
 
 
+# A stand-in for a value PyFlink does not pass on to Flink, which then applies its own default.
+_FLINK_DEFAULT = "Flink's default"
+
+
 @dataclass(frozen=True)
 class DetectorSpec:
     event_type: str
@@ -371,10 +375,18 @@ class Detect(KeyedProcessFunction):  # type: ignore[misc]
         # values (pyflink/fn_execution/state_impl.py, enable_time_to_live; measured ~300
         # readings/s). The TTL is here to free the state of devices that are gone; a day-old
         # value read just before its cleanup is harmless.
+        # The background cleanup is spelled out, as Flink's defaults: PyFlink's default
+        # strategies make a py4j Duration (the RocksDB compaction filter's period, 30 days), and
+        # in thread mode on a TaskManager there is no py4j gateway (the job failed in open() with
+        # FileNotFoundError, launching one; the local executor has its client's). Neither of
+        # PyFlink's converters passes that period on, so Flink's default applies whatever it is.
         ttl = (
             StateTtlConfig.new_builder(Time.milliseconds(self.spec.state_ttl_ms))
             .set_update_type(StateTtlConfig.UpdateType.OnCreateAndWrite)
             .set_state_visibility(StateTtlConfig.StateVisibility.ReturnExpiredIfNotCleanedUp)
+            .disable_cleanup_in_background()
+            .cleanup_incrementally(5, False)
+            .cleanup_in_rocksdb_compact_filter(1000, periodic_compaction_time=_FLINK_DEFAULT)
             .build()
         )
         stats = ValueStateDescriptor("stats", Types.PICKLED_BYTE_ARRAY())
