@@ -11,7 +11,11 @@ savepoints survive redeploys:
     union -> key by (tenant_id, device) -> detect          uid device_anomaly.detect
       -> detection time as the record timestamp            uid device_anomaly.detection_time
       -> drop the timestamp column                         uid device_anomaly.strip_detection_time
+      -> measures zipped into (name, value) rows (Table API, stateless; generated uids)
       -> KafkaSink, exactly-once, to the alert topic       uid device_anomaly.alert_sink
+
+The Python operators run in thread mode (python.execution-mode: thread, see stream_env): in the
+TaskManager's JVM, per record, with state and timers served directly by Flink's state backend.
 
 Which readings are late was decided by the Silver job, per Bronze partition (a reading is late
 when its event time is at or behind `partition_watermark_at`, its Bronze partition's watermark),
@@ -217,7 +221,20 @@ def _types() -> Any:
             [Types.STRING()] * 7 + [Types.OBJECT_ARRAY(measure), Types.STRING()],
         )
         alert_key = Types.ROW_NAMED(list(KEY_FIELDS), [Types.STRING()] * 3)
-        detected = Types.TUPLE([alert, Types.LONG()])
+        # What Detect emits: the alert with its measures as two arrays, names and values, zipped
+        # into `measures` in the JVM (see build()). In thread mode PyFlink converts an array of
+        # rows returned by Python into one reused Row object repeated (PythonTypeUtils
+        # RowDataConverter.reuseRow): every measure would read as the last one.
+        detected_row = Types.ROW_NAMED(
+            [*ALERT_FIELDS[:7], "measure_names", "measure_values", "detected_at"],
+            [Types.STRING()] * 7
+            + [
+                Types.BASIC_ARRAY(Types.STRING()),
+                Types.BASIC_ARRAY(Types.DOUBLE()),
+                Types.STRING(),
+            ],
+        )
+        detected = Types.TUPLE([detected_row, Types.LONG()])
 
     return T
 
@@ -286,9 +303,8 @@ def _optional_ms(text: Any) -> int | None:
     return None if text is None else parse_event_at(text)
 
 
-def _order(r: Any) -> tuple[Any, ...]:
-    """The order readings are applied in: event time, then event id, then value."""
-    return (r[0], r[1], r[2])
+# A stand-in for a value PyFlink does not pass on to Flink, which then applies its own default.
+_FLINK_DEFAULT = "Flink's default"
 
 
 @dataclass(frozen=True)
@@ -305,112 +321,115 @@ class DetectorSpec:
 class Detect(KeyedProcessFunction):  # type: ignore[misc]
     """Per (tenant_id, device): rolling statistics, z-score alerts and silence alerts.
 
-    One value state per device (with the state TTL), so that each reading and each timer costs
-    one state read and one write:
-      count, mean, m2   Welford's running statistics of the applied readings
-      last_at           event time of the last applied reading
-      armed_at          the event time at which the device counts as silent, while armed
-      done_at           the latest event time the device's timers have processed
-      pending           readings not applied yet, (event_at, event_id, value)
+    Two keyed states per device, both with the state TTL and both pickled Python values (in thread
+    mode PyFlink stores a Row in state as pickled bytes anyway; a tuple pickles smaller and faster):
+      stats     (count, mean, m2, last_at, armed_at, done_at, timer_at):
+                  count, mean, m2   Welford's running statistics of the applied readings
+                  last_at           event time of the last applied reading
+                  armed_at          the event time at which the device counts as silent, while armed
+                  done_at           the watermark at which the device's readings were last applied
+                  timer_at          the device's one event-time timer, if set
+      pending   a list state of readings not applied yet, (event_at, event_id, value), in arrival
+                order: a reading is appended, never rewritten with the others.
 
-    A reading is buffered and gets two event-time timers: one at its time, which applies it once
-    the watermark passes it (the readings of one millisecond in event-id order), so readings are
-    applied in event-time order whatever order they arrived in; and one silence.after later, its
-    possible silence deadline. Applying a reading arms the silence at that deadline; when the
-    watermark passes the armed deadline with no reading at or before it, one silence alert.
+    A reading costs one read of `stats` and one append to `pending`. The device has at most one
+    timer, at the earliest of its pending readings and its armed silence deadline: a reading sets
+    it only when it is earlier than the one set (readings mostly arrive in order, so mostly not).
+    When the watermark W passes the timer, every pending reading at or before W is due (all the
+    on-time readings up to W are here): they are applied in event-time order (ties by event id,
+    then value), so the result does not depend on arrival order; a device is silent when its armed
+    deadline passes with no reading at or before it. Then the one next timer is set, after W. So a
+    device's timer fires at most once per watermark advance, however many readings it applied.
 
-    Timers are set only in process_element, never in on_timer: PyFlink registers a timer set in
-    on_timer only after the other timers of the watermark step in progress (out of order), and at
-    the end of a bounded input it can drop it (AbstractPythonFunctionOperator.advanceWatermark
-    stops draining new timers when the fired ones exactly fill bundles of
-    python.fn-execution.bundle.size; measured: 1,000 readings of 200 devices gave no silence
-    alerts). Timers are not deleted either; one that is no longer needed finds nothing to do.
+    The next timer is always after the watermark, also when it is set in on_timer: in process mode
+    PyFlink registers a timer set in on_timer only after the watermark step in progress, and at the
+    end of a bounded input it can drop one (AbstractPythonFunctionOperator.advanceWatermark stops
+    draining new timers when the fired ones exactly fill bundles), which matters only for a timer
+    that is already due. At the end of input W is the maximum: everything is applied, every armed
+    silence alerts, and no timer is set.
 
     A reading is late when it is at or behind the watermark, or at or behind done_at: watermarks
     are not part of a checkpoint, so after a restore the watermark starts from nothing, and
     without done_at a reading the job had already passed by would be applied out of order.
+
+    State layout: not the one before issue #12 (one Row state "device" with the pending list in
+    it, two timers per reading); savepoints taken before it do not restore into this job.
     """
 
     def __init__(self, spec: DetectorSpec) -> None:
         self.spec = spec
-        self.device: Any = None
+        self.stats: Any = None
+        self.pending: Any = None
         self.late: Any = None
 
     def open(self, runtime_context: Any) -> None:
         from pyflink.common import Time, Types
-        from pyflink.datastream.state import StateTtlConfig, ValueStateDescriptor
+        from pyflink.datastream.state import (
+            ListStateDescriptor,
+            StateTtlConfig,
+            ValueStateDescriptor,
+        )
 
-        # ReturnExpiredIfNotCleanedUp, not NeverReturnExpired: PyFlink turns its Python-side state
-        # cache off for the whole operator when a state never returns expired values (see
-        # pyflink/fn_execution/state_impl.py, enable_time_to_live), and every access becomes a
-        # round trip to the JVM (measured: ~300 readings/s). The TTL is here to free the state of
-        # devices that are gone; a day-old value read just before its cleanup is harmless.
+        # ReturnExpiredIfNotCleanedUp, not NeverReturnExpired: in process mode PyFlink turns its
+        # Python-side state cache off for the whole operator when a state never returns expired
+        # values (pyflink/fn_execution/state_impl.py, enable_time_to_live; measured ~300
+        # readings/s). The TTL is here to free the state of devices that are gone; a day-old
+        # value read just before its cleanup is harmless.
+        # The background cleanup is spelled out, as Flink's defaults: PyFlink's default
+        # strategies make a py4j Duration (the RocksDB compaction filter's period, 30 days), and
+        # in thread mode on a TaskManager there is no py4j gateway (the job failed in open() with
+        # FileNotFoundError, launching one; the local executor has its client's). Neither of
+        # PyFlink's converters passes that period on, so Flink's default applies whatever it is.
         ttl = (
             StateTtlConfig.new_builder(Time.milliseconds(self.spec.state_ttl_ms))
             .set_update_type(StateTtlConfig.UpdateType.OnCreateAndWrite)
             .set_state_visibility(StateTtlConfig.StateVisibility.ReturnExpiredIfNotCleanedUp)
+            .disable_cleanup_in_background()
+            .cleanup_incrementally(5, False)
+            .cleanup_in_rocksdb_compact_filter(1000, periodic_compaction_time=_FLINK_DEFAULT)
             .build()
         )
-        # Named: see _types().
-        pending = Types.LIST(
-            Types.ROW_NAMED(
-                ["event_at", "event_id", "value"], [Types.LONG(), Types.STRING(), Types.DOUBLE()]
-            )
-        )
-        long, double = Types.LONG(), Types.DOUBLE()
-        device = ValueStateDescriptor(
-            "device",
-            Types.ROW_NAMED(
-                ["count", "mean", "m2", "last_at", "armed_at", "done_at", "pending"],
-                [long, double, double, long, long, long, pending],
-            ),
-        )
-        device.enable_time_to_live(ttl)
-        self.device = runtime_context.get_state(device)
+        stats = ValueStateDescriptor("stats", Types.PICKLED_BYTE_ARRAY())
+        stats.enable_time_to_live(ttl)
+        pending = ListStateDescriptor("pending", Types.PICKLED_BYTE_ARRAY())
+        pending.enable_time_to_live(ttl)
+        self.stats = runtime_context.get_state(stats)
+        self.pending = runtime_context.get_list_state(pending)
         self.late = runtime_context.get_metrics_group().counter("late_readings")
 
     def process_element(self, value: Any, ctx: Any) -> Iterator[Any]:
-        from pyflink.common import Row
-
         event_id, at, reading = value[0], value[1], value[2]
         timers = ctx.timer_service()
-        d = self.device.value()
-        done = d[5] if d is not None else None
-        if at <= timers.current_watermark() or (done is not None and at <= done):
+        s = self.stats.value()
+        if at <= timers.current_watermark() or (s is not None and s[5] is not None and at <= s[5]):
             self.late.inc()
             return
-        entry = Row(at, event_id, reading)
-        if d is None:
-            d = Row(0, 0.0, 0.0, None, None, None, [entry])
-        else:
-            # `pending` stays sorted in application order, so a timer takes a prefix of it
-            # instead of scanning and sorting everything a busy device has waiting. Readings
-            # mostly arrive in order: the insertion point is at or near the end.
-            if d[6] is None:
-                d = Row(d[0], d[1], d[2], d[3], d[4], d[5], [])
-            bisect.insort(d[6], entry, key=_order)
-        self.device.update(d)
-        timers.register_event_time_timer(at)
-        timers.register_event_time_timer(at + self.spec.silence_ms)
+        self.pending.add((at, event_id, reading))
+        if s is None:
+            s = (0, 0.0, 0.0, None, None, None, None)
+        timer = s[6]
+        if timer is None or at < timer:
+            if timer is not None:
+                timers.delete_event_time_timer(timer)
+            timers.register_event_time_timer(at)
+            self.stats.update((*s[:6], at))
         yield from ()
 
     def on_timer(self, timestamp: int, ctx: Any) -> Iterator[Any]:
-        # The watermark has passed `timestamp`: every on-time reading up to it is here. Walk the
-        # due readings in event-time order; a device is silent when its armed deadline passes
-        # with no reading at or before it.
-        from pyflink.common import Row
-
         spec = self.spec
-        d = self.device.value()
-        if d is None:  # expired
+        s = self.stats.value()
+        if s is None:  # expired
             return
+        timers = ctx.timer_service()
+        # Every on-time reading up to the watermark is here, not only those up to the timer.
+        wm = max(timestamp, timers.current_watermark())
+        n, mean, m2, last, armed, _done, timer = s
+        if timer is not None and timer > wm:  # not the device's timer (deleted, or restored)
+            return
+        waiting = sorted(self.pending.get() or ())
+        k = bisect.bisect_right(waiting, wm, key=lambda r: r[0])
         tenant, device = ctx.get_current_key()
-        n, mean, m2, last, armed, _done, waiting = d[0], d[1], d[2], d[3], d[4], d[5], d[6]
-        waiting = waiting or []
-        # Sorted (process_element keeps it so): the due readings are a prefix.
-        k = bisect.bisect_right(waiting, timestamp, key=lambda r: r[0])
-        due = waiting[:k]
-        for at, _event_id, x in due:
+        for at, _event_id, x in waiting[:k]:
             if armed is not None and armed < at:
                 yield self._silence(tenant, device, last)
             if n >= spec.min_samples:
@@ -427,10 +446,21 @@ class Detect(KeyedProcessFunction):  # type: ignore[misc]
             mean += delta / n
             m2 += delta * (x - mean)
             last, armed = at, at + spec.silence_ms
-        if armed is not None and armed <= timestamp:
+        if armed is not None and armed <= wm:
             yield self._silence(tenant, device, last)
             armed = None
-        self.device.update(Row(n, mean, m2, last, armed, timestamp, waiting[k:]))
+        rest = waiting[k:]
+        if k:
+            if rest:
+                self.pending.update(rest)
+            else:
+                self.pending.clear()
+        # The one next timer: after the watermark (see the class comment).
+        due = [t for t in (rest[0][0] if rest else None, armed) if t is not None]
+        timer = min(due) if due else None
+        if timer is not None:
+            timers.register_event_time_timer(timer)
+        self.stats.update((n, mean, m2, last, armed, wm, timer))
 
     def _silence(self, tenant: str, device: str, last: int | None) -> Any:
         assert last is not None  # armed only after a reading
@@ -446,7 +476,8 @@ class Detect(KeyedProcessFunction):  # type: ignore[misc]
         at_ms: int,
         measures: dict[str, float],
     ) -> Any:
-        """(alert row, detected_at in epoch ms); the second becomes the Kafka record's timestamp."""
+        """(alert row, detected_at in epoch ms); the second becomes the Kafka record's timestamp.
+        The row is _types().detected_row: the measures as names and values."""
         from pyflink.common import Row
 
         at = format_ltz(at_ms)
@@ -459,7 +490,8 @@ class Detect(KeyedProcessFunction):  # type: ignore[misc]
             self.spec.event_type,
             at,
             at,
-            [Row(name, float(v)) for name, v in measures.items()],
+            list(measures),
+            [float(v) for v in measures.values()],
             format_ltz(now_ms),
         )
         return row, now_ms
@@ -599,6 +631,7 @@ def build(
         .name("detect anomalies")
         .uid(f"{JOB_NAME}.detect")
     )
+    _check_python_mode(env, [parsed, alerts])
     # An alert leaves with its detection time as the Kafka record timestamp, not the event time the
     # keyed timer gave it: the broker's time retention counts from record timestamps, and would
     # delete at once the alerts about readings older than retention.ms (a backfill, a replay).
@@ -608,10 +641,11 @@ def build(
         )
     )
     j_stamped.name("detection time").uid(f"{JOB_NAME}.detection_time")
-    j_alerts = j_stamped.map(
-        py_eventtime.RemoveTimestampMapFunction(), t.alert.get_java_type_info()
+    j_detected = j_stamped.map(
+        py_eventtime.RemoveTimestampMapFunction(), t.detected_row.get_java_type_info()
     )
-    j_alerts.name("strip detection time").uid(f"{JOB_NAME}.strip_detection_time")
+    j_detected.name("strip detection time").uid(f"{JOB_NAME}.strip_detection_time")
+    j_alerts = _zip_measures(env, DataStream(j_detected))
     # The key is the JSON object of the row's first three fields (tenant_id, rule_id, alert_key),
     # the bytes the SQL alerts' json key format writes, so one alert key stays on one partition.
     record = (
@@ -647,6 +681,65 @@ def build(
     )
 
 
+# The most measures an alert has (z-score: value, mean, std, z, count).
+MAX_MEASURES = 5
+
+
+def _zip_measures(env: Any, detected: Any) -> Any:
+    """The alert rows with `measures` as ARRAY<ROW<name, value>>, zipped from Detect's two arrays
+    by the Table API (stateless projections, in the JVM); each record keeps its timestamp (the
+    detection time: the rowtime attribute goes through) and has it as a tenth, trailing field,
+    which the sink's serializers, reading fields by position, do not write."""
+    from pyflink.table import Schema, StreamTableEnvironment
+    from pyflink.table.expressions import array, col, if_then_else, row
+
+    t_env = StreamTableEnvironment.create(env)
+    table = t_env.from_data_stream(
+        detected,
+        Schema.new_builder()
+        .column_by_metadata("rowtime", "TIMESTAMP_LTZ(3)")
+        .watermark("rowtime", "SOURCE_WATERMARK()")
+        .build(),
+    )
+    names, values = col("measure_names"), col("measure_values")
+
+    def zipped(n: int) -> Any:
+        return array(*(row(names.at(i), values.at(i)) for i in range(1, n + 1)))
+
+    measures = zipped(MAX_MEASURES)
+    for n in range(MAX_MEASURES - 1, 0, -1):
+        measures = if_then_else(names.cardinality == n, zipped(n), measures)
+    alerts = table.select(
+        *(col(f) for f in ALERT_FIELDS[:7]),
+        measures.alias("measures"),
+        col("detected_at"),
+        col("rowtime"),
+    )
+    return t_env.to_data_stream(alerts)._j_data_stream
+
+
+def _check_python_mode(env: Any, streams: list[Any]) -> None:
+    """Every Python operator runs in the configured python.execution-mode: PyFlink picks an
+    operator per function kind when the job is built, and one that thread mode does not support
+    falls back to process mode without a word."""
+    from pyflink.java_gateway import get_gateway
+    from pyflink.util.java_utils import get_j_env_configuration
+
+    options = get_gateway().jvm.org.apache.flink.python.PythonOptions
+    mode = str(
+        get_j_env_configuration(env._j_stream_execution_environment).get(
+            options.PYTHON_EXECUTION_MODE
+        )
+    )
+    for ds in streams:
+        t = ds._j_data_stream.getTransformation()
+        op = t.getOperatorFactory().getOperator().getClass().getSimpleName()
+        if op.startswith("Embedded") != (mode == "thread"):
+            raise RuntimeError(
+                f"{JOB_NAME}: operator {t.getName()!r} is a {op}, not in {mode} mode"
+            )
+
+
 def stream_env(
     platform: PlatformSettings,
     *,
@@ -667,15 +760,16 @@ def stream_env(
         "parallelism.default": str(parallelism or platform.flink.parallelism),
         "execution.checkpointing.interval": f"{platform.flink.checkpoint_interval_ms} ms",
         "execution.checkpointing.mode": "EXACTLY_ONCE",
-        # Python operators exchange records and timers with the JVM in bundles; the default 1,000
-        # makes that exchange the bottleneck (measured 2.2x the throughput with 10,000). A bundle
-        # still ends after python.fn-execution.bundle.time (1 s) and at every checkpoint.
-        "python.fn-execution.bundle.size": "10000",
-        # Keyed state the Python worker keeps cached, in entries (one per device here). Beyond it
-        # every access is a round trip to the JVM: with the default 1,000 and 5,000 devices a
-        # subtask, 243 readings/s; with 20,000, 715/s (200 devices: 2,600/s). Size it above the
-        # devices one subtask owns.
-        "python.state.cache-size": "20000",
+        # Thread mode: the Python functions run in the TaskManager's JVM (PemJa), called per record,
+        # with keyed state and timers served by Flink's own backend, instead of a separate Python
+        # worker fed in bundles over gRPC (FLINK-28559; both Python operators here, the parse
+        # flat_map and the keyed process function, support it: build() checks that neither fell
+        # back to process mode). The embedded interpreter does not read the virtualenv's .pth
+        # files: python.pythonpath gives it the venv's packages (pemja, pyflink) and the
+        # checkout (jobs); on a cluster these paths must exist on every TaskManager, as the
+        # interpreter from -pyexec does.
+        "python.execution-mode": "thread",
+        "python.pythonpath": paths.worker_python_path(),
         **(extra or {}),
     }
     if local:

@@ -26,6 +26,16 @@ def python_executable() -> str:
     return sys.executable
 
 
+def worker_python_path() -> str:
+    """PYTHONPATH for a Python interpreter Flink embeds (thread mode): the virtualenv's packages
+    and the checkout, which the venv only names in .pth files that an embedded interpreter does
+    not read."""
+    import sysconfig
+
+    purelib = sysconfig.get_paths()["purelib"]
+    return os.pathsep.join(dict.fromkeys([purelib, str(REPO)]))
+
+
 def pyflink_home() -> Path:
     import pyflink
 

@@ -443,6 +443,12 @@ def flink_config(s: PlatformSettings) -> dict[str, Any]:
         **f.restart.flink_options(),
         "python.executable": py,
         "python.client.executable": py,
+        # Thread mode (device_anomaly) loads PemJa's native library into the TaskManager JVM once;
+        # a JVM binds it to the classloader that loaded it first. From a job's classloader, the
+        # next job's fails (on Java 17 PemJa's fallback dies with "NoSuchFieldException:
+        # loadedLibraryNames"). So PemJa comes from lib/ (flink-python, see prepare_flink) and is
+        # resolved parent-first, also when a job ships flink-python itself (`flink run -py`).
+        "classloader.parent-first-patterns.additional": "pemja.",
         "table.local-time-zone": "UTC",
         "env.log.dir": str(paths.LOGS),
         "env.pid.dir": str(paths.RUN),
@@ -487,7 +493,9 @@ def prepare_flink(s: PlatformSettings) -> dict[str, str]:
     if FLINK_LIB.exists():
         shutil.rmtree(FLINK_LIB)
     FLINK_LIB.mkdir(parents=True)
-    for jar in [*sorted((home / "lib").glob("*.jar")), *extra]:
+    # flink-python (in the wheel's opt/) on the cluster's classpath: see flink_config, PemJa.
+    python_jars = sorted((home / "opt").glob("flink-python-*.jar"))
+    for jar in [*sorted((home / "lib").glob("*.jar")), *python_jars, *extra]:
         (FLINK_LIB / jar.name).symlink_to(jar)
     for script in (home / "bin").iterdir():
         if script.suffix in ("", ".sh") and script.is_file():

@@ -502,6 +502,32 @@ def test_every_device_of_many_gets_its_silence_alert_at_the_end_of_input(
         kafka.delete_topics(bootstrap, [silver, alerts_topic])
 
 
+def test_the_python_operators_run_in_thread_mode(bootstrap: str, silver_conf: SilverConf) -> None:
+    """The job is built with PyFlink's thread-mode operators (Python in the TaskManager's JVM), not
+    process mode, which PyFlink would fall back to without a word for an unsupported operator."""
+    platform, alerts_topic = private_conf(silver_conf)
+    silver = silver_conf.silver("device_telemetry")
+    kafka.create_topics(bootstrap, [silver, alerts_topic], partitions=PARTITIONS)
+    try:
+        env = device_anomaly.stream_env(platform, name="thread-mode-check", local=True)
+        device_anomaly.build(env, device_anomaly.load(silver_conf.dir), platform, bounded=True)
+        python_ops = []
+        for t in env._j_stream_execution_environment.getTransformations():
+            if t.getClass().getSimpleName() != "OneInputTransformation":
+                continue
+            factory = t.getOperatorFactory()
+            if factory.getClass().getSimpleName() == "SimpleOperatorFactory":
+                name = factory.getOperator().getClass().getSimpleName()
+                if "Python" in name:
+                    python_ops.append((t.getName(), name))
+        assert sorted(python_ops) == sorted(
+            [(f"parse readings p{p}", "EmbeddedPythonProcessOperator") for p in range(PARTITIONS)]
+            + [("detect anomalies", "EmbeddedPythonKeyedProcessOperator")]
+        )
+    finally:
+        kafka.delete_topics(bootstrap, [silver, alerts_topic])
+
+
 def test_alert_timestamps_are_written_as_flinks_json_format_writes_them(
     bootstrap: str, platform: settings.PlatformSettings, topic_factory: Callable[..., str], uid: str
 ) -> None:

@@ -35,6 +35,28 @@ def test_flink_config_binds_loopback_and_uses_our_python() -> None:
     assert "metrics.reporter.prom.factory.class" not in c  # off: it would bind every interface
 
 
+def test_the_cluster_resolves_pemja_from_its_lib_parent_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Thread-mode Python (device_anomaly) loads PemJa's native library once per TaskManager:
+    PemJa must come from lib/ and parent-first, or the second such job on a TaskManager fails."""
+    jars = tmp_path / "jars"
+    jars.mkdir()
+    (jars / "connector.jar").write_bytes(b"")
+    state = tmp_path / "flink"
+    monkeypatch.setattr(paths, "FLINK_JARS", jars)
+    monkeypatch.setattr(paths, "FLINK_STATE", state)
+    monkeypatch.setattr(paths, "LOGS", tmp_path / "logs")
+    monkeypatch.setattr(stack, "FLINK_CONF", state / "conf")
+    monkeypatch.setattr(stack, "FLINK_LIB", state / "lib")
+    monkeypatch.setattr(stack, "CHECKPOINTS", state / "checkpoints")
+    s = settings.load_platform()
+    stack.prepare_flink(s)
+    assert [j.name for j in (state / "lib").glob("flink-python-*.jar")]
+    c = stack.flink_config(s)
+    assert "pemja." in str(c["classloader.parent-first-patterns.additional"]).split(";")
+
+
 def test_taken_port_is_refused_with_a_clear_message() -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
