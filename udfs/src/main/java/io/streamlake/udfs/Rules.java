@@ -57,6 +57,7 @@ final class Rules {
     static final class Target {
         Map<String, Target> children; // capture these keys of an object value
         boolean elements; // capture an array value's elements
+        boolean json; // capture an object or array value as its compact JSON text
     }
 
     int maxRecordBytes;
@@ -220,7 +221,7 @@ final class Rules {
         r.allowed = strings(c.get("allowed"));
         r.knownVersions = strings(c.get("known_versions"));
         r.activeVersions = strings(c.get("active_versions"));
-        r.target(r.root, r.tenantField);
+        r.target(r.root, r.tenantField).json = true; // the DLQ's claimed tenant, as sent
         r.target(r.root, r.typeField);
         r.target(r.root, r.versionField);
         for (Object o : list(c.get("event_types"))) {

@@ -84,12 +84,21 @@ final class Validator {
             return Row.of(out);
         }
         if (!Utf8.isWellFormed(raw)) {
+            // As the SQL did, the DLQ row still names what the text (decoded with U+FFFD) claims.
+            route(lenientEnvelope(new String(raw, StandardCharsets.UTF_8)), header, out);
             out[2] = "invalid_utf8";
             return Row.of(out);
         }
         Pass pass = new Pass(Utf8.maySpellSurrogate(raw));
         String recordReason = parse(raw, pass);
         if (recordReason != null) {
+            // duplicate_key and invalid_unicode records are JSON objects: the DLQ row still names
+            // the tenant, event type and version they claim (as the SQL did, last key wins).
+            if ("invalid_unicode".equals(recordReason)) {
+                route(pass.root, header, out);
+            } else if ("duplicate_key".equals(recordReason)) {
+                route(lenientEnvelope(raw), header, out);
+            }
             out[2] = recordReason;
             return Row.of(out);
         }
@@ -148,6 +157,20 @@ final class Validator {
         return null;
     }
 
+    /** The claimed envelope of a rejected record, when it parses leniently as an object. */
+    private Map<String, Value> lenientEnvelope(Object text) {
+        Pass pass = new Pass(false);
+        try (JsonParser p = text instanceof String ? lenient.createParser((String) text) : lenient.createParser((byte[]) text)) {
+            if (p.nextToken() == JsonToken.START_OBJECT) {
+                Value v = capture(p, rules.root, pass, false);
+                return v.children;
+            }
+        } catch (IOException e) {
+            // not JSON: nothing claimed
+        }
+        return Map.of();
+    }
+
     private static boolean isDuplicate(JsonProcessingException e) {
         String m = e.getOriginalMessage();
         return m != null && m.startsWith("Duplicate field");
@@ -184,7 +207,7 @@ final class Validator {
         JsonToken t = p.currentToken();
         switch (t) {
             case START_OBJECT: {
-                if (asJson) {
+                if (asJson || (target != null && target.json)) {
                     return json(p, Value.Kind.OBJECT, pass);
                 }
                 Value v = new Value(Value.Kind.OBJECT, null);
@@ -209,7 +232,7 @@ final class Validator {
                 return v;
             }
             case START_ARRAY: {
-                if (asJson) {
+                if (asJson || (target != null && target.json)) {
                     return json(p, Value.Kind.ARRAY, pass);
                 }
                 Value v = new Value(Value.Kind.ARRAY, null);
@@ -253,7 +276,7 @@ final class Validator {
                 if (pass.checkSurrogates && (t == JsonToken.VALUE_STRING || t == JsonToken.FIELD_NAME)) {
                     checkSurrogates(p.getText(), pass);
                 }
-                g.copyCurrentEvent(p);
+                g.copyCurrentEventExact(p);
                 if (t == JsonToken.START_OBJECT || t == JsonToken.START_ARRAY) {
                     depth++;
                 } else if (t == JsonToken.END_OBJECT || t == JsonToken.END_ARRAY) {

@@ -40,7 +40,7 @@ final class Value {
 
     /**
      * The value as JSON_QUERY(... WITH UNCONDITIONAL ARRAY WRAPPER) showed it: ["text"], [12],
-     * [true], [null], [{...}], [[...]]. Used for the DLQ's claimed tenant only.
+     * [true], [{...}], [[...]], and NULL for null. Used for the DLQ's claimed tenant only.
      */
     String wrapped() {
         switch (kind) {
@@ -55,9 +55,9 @@ final class Value {
             case FALSE:
                 return "[false]";
             case NULL:
-                return "[null]";
+                return null; // as JSON_QUERY gave it: no wrapper around a null
             default:
-                return "[" + (json != null ? json : kind == Kind.OBJECT ? "{…}" : "[…]") + "]";
+                return json == null ? null : "[" + json + "]";
         }
     }
 
