@@ -19,8 +19,6 @@ from jobs.registry import EventType, FieldSpec, Registry
 SILVER_SQL = paths.SQL_DIR / "silver" / "silver.sql"
 EVENT_TYPE_SQL = paths.SQL_DIR / "silver" / "event_type.sql"
 
-_EPOCH_MS_MAX = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
-
 
 def epoch_ms(expr: str) -> str:
     """Milliseconds since the epoch of a TIMESTAMP_LTZ (the session time zone is UTC)."""
@@ -170,13 +168,6 @@ def validate_config(reg: Registry) -> str:
     return json.dumps(rules, separators=(",", ":"), ensure_ascii=True)
 
 
-def _epoch_time(fmt: str, n: str) -> str:
-    """The TIMESTAMP_LTZ of a BIGINT expression in an epoch format, NULL out of range."""
-    if fmt == "epoch_millis":
-        return f"CASE WHEN {n} BETWEEN 0 AND {_EPOCH_MS_MAX} THEN TO_TIMESTAMP_LTZ({n}, 3) END"
-    return f"CASE WHEN {n} BETWEEN 0 AND {_EPOCH_MS_MAX // 1000} THEN TO_TIMESTAMP_LTZ({n}, 0) END"
-
-
 def _pii(spec: FieldSpec, v: str, hash_key: str) -> str:
     if spec.pii == "mask":
         return (
@@ -211,14 +202,25 @@ def _projection(
     return f"CASE WHEN {v} IS NULL THEN NULL ELSE CAST(ROW({row}) AS {leaf.spec.sql_type()}) END"
 
 
-def _clock_time(fmt: str, s: str) -> str:
-    """The event time of a JSON_VALUE text in one of the event-time formats, or NULL."""
-    if fmt == "iso8601_utc":
-        return (
-            f"CASE WHEN REGEXP({s}, '^[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}T[0-9]{{2}}:[0-9]{{2}}:[0-9]{{2}}(\\.[0-9]{{1,3}})?Z$') "
-            f"THEN CAST(TO_TIMESTAMP(REPLACE(REPLACE({s}, 'T', ' '), 'Z', '')) AS TIMESTAMP_LTZ(3)) END"
-        )
-    return _epoch_time(fmt, f"TRY_CAST({s} AS BIGINT)")
+def clock_config(reg: Registry) -> str:
+    """What silver_clock needs, as JSON: the record limit, the type field, and per event type
+    its event-time field and format, max_future_skew and max_out_of_orderness. No secrets."""
+    types = [
+        {
+            "name": name,
+            "event_time_field": et.event_time.field,
+            "event_time_format": et.event_time.format,
+            "max_future_skew_ms": registry.duration_ms(et.max_future_skew),
+            "max_out_of_orderness_ms": registry.duration_ms(et.watermark.max_out_of_orderness),
+        }
+        for name, et in sorted(reg.event_types.items())
+    ]
+    rules = {
+        "max_record_bytes": reg.silver.max_record_bytes,
+        "type_field": reg.silver.envelope.type_field,
+        "event_types": types,
+    }
+    return json.dumps(rules, separators=(",", ":"), ensure_ascii=True)
 
 
 def event_clock(reg: Registry) -> str:
@@ -227,29 +229,11 @@ def event_clock(reg: Registry) -> str:
     NULL, so no watermark move, unless the record names a known event type and its event-time
     field parses in that type's format and lies at most max_future_skew ahead of ingest time.
     Evaluated by the Kafka source per partition (the watermark) and once more for the
-    per-partition watermark column; both must be this one expression.
+    per-partition watermark column; both must be this one expression: the JVM function
+    silver_clock (udfs/), one pass over the record, reading it as JSON_VALUE did (a clock counts
+    for rejected records too).
     """
-    line = "CAST(raw_value AS STRING)"
-    whens = []
-    for name in sorted(reg.event_types):
-        et = reg.event_types[name]
-        t = _clock_time(
-            et.event_time.format, f"JSON_VALUE({line}, {q('$.' + et.event_time.field)})"
-        )
-        skew = interval(registry.duration_ms(et.max_future_skew))
-        bound = interval(registry.duration_ms(et.watermark.max_out_of_orderness))
-        whens.append(
-            f"        WHEN {q(name)} THEN CASE WHEN {t} <= ingest_at + {skew} THEN {t} - {bound} END"
-        )
-    env = reg.silver.envelope
-    # Records over max_record_bytes are never parsed (measured in characters here, which are at
-    # most as many as the bytes: Flink SQL has no byte length for BYTES).
-    return (
-        f"CASE WHEN CHAR_LENGTH({line}) <= {reg.silver.max_record_bytes} THEN\n"
-        f"    CASE JSON_VALUE({line}, {q('$.' + env.type_field)})\n"
-        + "\n".join(whens)
-        + "\n    END END"
-    )
+    return f"silver_clock(raw_value, ingest_at, {q(clock_config(reg))})"
 
 
 def event_type_params(

@@ -1,5 +1,9 @@
 -- Purpose: Bronze -> Silver: validate raw events against the YAML schemas, send every reject to the DLQ with its bytes and reasons, deduplicate, write typed rows per event type and per-tenant audit counts; exactly-once.
 
+-- The JVM functions (udfs/, shipped with the job): the Bronze clock, and each record's checks.
+CREATE TEMPORARY FUNCTION silver_clock AS 'io.streamlake.udfs.SilverClock' LANGUAGE JAVA;
+CREATE TEMPORARY FUNCTION silver_validate AS 'io.streamlake.udfs.SilverValidate' LANGUAGE JAVA;
+
 -- Bronze is the tenant topics themselves, read once and kept as received: the record's bytes
 -- plus its Kafka metadata.
 CREATE TEMPORARY TABLE bronze_events (
@@ -18,6 +22,7 @@ CREATE TEMPORARY TABLE bronze_events (
     -- cannot move a watermark); otherwise NULL, and it moves nothing. The Kafka source keeps one
     -- watermark per partition, the largest clock it has read there (emitted periodically);
     -- the job's watermark, the smallest of them, reaches the Silver writers in band with the rows.
+    -- silver_clock reads the record in one pass, as the JSON_VALUE calls it replaced did.
     event_clock_at AS ${event_clock},
     WATERMARK FOR event_clock_at AS event_clock_at
 ) WITH (
@@ -31,8 +36,6 @@ ${with_bronze_events}
 -- then every field reason together (field_reasons, NULL when the event is valid). The rules are
 -- compiled from the registry into the literal below (no secrets: PII is handled further down).
 -- A table function, so the planner calls it once per record whichever columns are read.
-CREATE TEMPORARY FUNCTION silver_validate AS 'io.streamlake.udfs.SilverValidate' LANGUAGE JAVA;
-
 CREATE TEMPORARY VIEW bronze_routed AS
 SELECT b.*, ${ingest_ms} - MOD(${ingest_ms}, ${audit_window_ms}) AS ingest_window_ms, v.*
 FROM bronze_events AS b

@@ -625,6 +625,10 @@ SET 'table.exec.source.idle-timeout' = '10000 ms';
 SET 'table.exec.mini-batch.enabled' = 'false';
 -- Purpose: Bronze -> Silver: validate raw events against the YAML schemas, send every reject to the DLQ with its bytes and reasons, deduplicate, write typed rows per event type and per-tenant audit counts; exactly-once.
 
+-- The JVM functions (udfs/, shipped with the job): the Bronze clock, and each record's checks.
+CREATE TEMPORARY FUNCTION silver_clock AS 'io.streamlake.udfs.SilverClock' LANGUAGE JAVA;
+CREATE TEMPORARY FUNCTION silver_validate AS 'io.streamlake.udfs.SilverValidate' LANGUAGE JAVA;
+
 -- Bronze is the tenant topics themselves, read once and kept as received: the record's bytes
 -- plus its Kafka metadata.
 CREATE TEMPORARY TABLE bronze_events (
@@ -643,11 +647,8 @@ CREATE TEMPORARY TABLE bronze_events (
     -- cannot move a watermark); otherwise NULL, and it moves nothing. The Kafka source keeps one
     -- watermark per partition, the largest clock it has read there (emitted periodically);
     -- the job's watermark, the smallest of them, reaches the Silver writers in band with the rows.
-    event_clock_at AS CASE WHEN CHAR_LENGTH(CAST(raw_value AS STRING)) <= 1048576 THEN
-    CASE JSON_VALUE(CAST(raw_value AS STRING), '$.event_type')
-        WHEN 'device_telemetry' THEN CASE WHEN CASE WHEN TRY_CAST(JSON_VALUE(CAST(raw_value AS STRING), '$.event_time') AS BIGINT) BETWEEN 0 AND 253402300799999 THEN TO_TIMESTAMP_LTZ(TRY_CAST(JSON_VALUE(CAST(raw_value AS STRING), '$.event_time') AS BIGINT), 3) END <= ingest_at + INTERVAL '0 00:05:00.000' DAY TO SECOND THEN CASE WHEN TRY_CAST(JSON_VALUE(CAST(raw_value AS STRING), '$.event_time') AS BIGINT) BETWEEN 0 AND 253402300799999 THEN TO_TIMESTAMP_LTZ(TRY_CAST(JSON_VALUE(CAST(raw_value AS STRING), '$.event_time') AS BIGINT), 3) END - INTERVAL '0 00:00:05.000' DAY TO SECOND END
-        WHEN 'orders' THEN CASE WHEN CASE WHEN REGEXP(JSON_VALUE(CAST(raw_value AS STRING), '$.placed_at'), '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,3})?Z$') THEN CAST(TO_TIMESTAMP(REPLACE(REPLACE(JSON_VALUE(CAST(raw_value AS STRING), '$.placed_at'), 'T', ' '), 'Z', '')) AS TIMESTAMP_LTZ(3)) END <= ingest_at + INTERVAL '0 00:05:00.000' DAY TO SECOND THEN CASE WHEN REGEXP(JSON_VALUE(CAST(raw_value AS STRING), '$.placed_at'), '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,3})?Z$') THEN CAST(TO_TIMESTAMP(REPLACE(REPLACE(JSON_VALUE(CAST(raw_value AS STRING), '$.placed_at'), 'T', ' '), 'Z', '')) AS TIMESTAMP_LTZ(3)) END - INTERVAL '0 00:00:10.000' DAY TO SECOND END
-    END END,
+    -- silver_clock reads the record in one pass, as the JSON_VALUE calls it replaced did.
+    event_clock_at AS silver_clock(raw_value, ingest_at, '{"max_record_bytes":1048576,"type_field":"event_type","event_types":[{"name":"device_telemetry","event_time_field":"event_time","event_time_format":"epoch_millis","max_future_skew_ms":300000,"max_out_of_orderness_ms":5000},{"name":"orders","event_time_field":"placed_at","event_time_format":"iso8601_utc","max_future_skew_ms":300000,"max_out_of_orderness_ms":10000}]}'),
     WATERMARK FOR event_clock_at AS event_clock_at
 ) WITH (
   'connector' = 'kafka',
@@ -669,8 +670,6 @@ CREATE TEMPORARY TABLE bronze_events (
 -- then every field reason together (field_reasons, NULL when the event is valid). The rules are
 -- compiled from the registry into the literal below (no secrets: PII is handled further down).
 -- A table function, so the planner calls it once per record whichever columns are read.
-CREATE TEMPORARY FUNCTION silver_validate AS 'io.streamlake.udfs.SilverValidate' LANGUAGE JAVA;
-
 CREATE TEMPORARY VIEW bronze_routed AS
 SELECT b.*, (EXTRACT(EPOCH FROM b.ingest_at) * 1000 + EXTRACT(MILLISECOND FROM b.ingest_at)) - MOD((EXTRACT(EPOCH FROM b.ingest_at) * 1000 + EXTRACT(MILLISECOND FROM b.ingest_at)), 60000) AS ingest_window_ms, v.*
 FROM bronze_events AS b

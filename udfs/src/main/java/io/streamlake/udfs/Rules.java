@@ -155,6 +155,11 @@ final class Rules {
         return from(map(tree));
     }
 
+    @SuppressWarnings("unchecked")
+    static Map<String, Object> readObject(JsonParser p) throws IOException {
+        return (Map<String, Object>) read(p);
+    }
+
     private static Object read(JsonParser p) throws IOException {
         JsonToken t = p.currentToken();
         switch (t) {
