@@ -7,6 +7,11 @@ Silver parsing changes. The other commit is exported with `git archive` into a t
 and run from there with this checkout's virtualenv and jars. Takes a few minutes.
 
     STREAMLAKE_PII_HASH_KEY=x python -m bench.silver_diff --against 77b9fe9
+    STREAMLAKE_PII_HASH_KEY=x python -m bench.silver_diff --against 77b9fe9 --clock
+
+--clock compares the Bronze clock instead (jobs.compiler.event_clock of both commits: the
+JSON_VALUE expression then, silver_clock now), record by record in one batch query, over the same
+records plus clock cases (epochs as text, fractions, invalid UTF-8 around the length limit).
 """
 
 from __future__ import annotations
@@ -294,10 +299,106 @@ def export(commit: str, into: Path) -> Path:
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--against", default="77b9fe9", help="the commit to compare with")
+    ap.add_argument("--clock", action="store_true", help="compare the Bronze clock instead")
     args = ap.parse_args()
     boot = settings.load_platform().kafka.bootstrap
     with tempfile.TemporaryDirectory() as tmp:
-        return compare(export(args.against, Path(tmp)), Path(tmp), boot)
+        tree = export(args.against, Path(tmp))
+        return compare_clock(tree) if args.clock else compare(tree, Path(tmp), boot)
+
+
+def clock_cases(now: int) -> list[bytes | None]:
+    """The Bronze clock's edge cases, beside the corpus (max_record_bytes is 400 here)."""
+
+    def rec(event_type: str, field: str, value: Any) -> bytes:
+        return enc({"tenant_id": "acme", "event_type": event_type, field: value})
+
+    times: list[Any] = [
+        " 1767225600000 ",
+        "+1767225600000",
+        "1767225600000.9",
+        "-1",
+        ".5",
+        "5.",
+        1.7672256e12,
+        1767225600000.7,
+        "1e12",
+        "",
+        "\t1767225600000",
+        10**20,
+        True,
+        None,
+        [1],
+        {"a": 1},
+        now + 10**9,
+        now + 299_000,
+        now + 301_000,
+    ]
+    out: list[bytes | None] = [rec("device_telemetry", "event_time", v) for v in times]
+    for v in ["2026-02-30T10:00:00Z", "2026-01-01T10:00:00Z\n", "2026-01-01T10:00:00.5Z", 5]:
+        out.append(rec("orders", "placed_at", v))
+    head = b'{"event_type":"device_telemetry","event_time":1767225600000'
+    out += [
+        b'{"event_type":"orders","event_type":"device_telemetry","event_time":1767225600000}',
+        b'{"event_time":1767225600000,"event_type":"device_telemetry"}',
+        head + b"} garbage",
+        head + b',"x":NaN}',
+        b"\xef\xbb\xbf" + head + b"}",
+        b"[" + head + b"}]",
+        head + b',"x":' + b"[" * 1001 + b"]" * 1001 + b"}",
+        None,
+        b"",
+    ]
+    for lead in (0xC0, 0xC2, 0xDF, 0xE0, 0xEF, 0xF0, 0xF4, 0xF8, 0xFF, 0x80):
+        for k in (130, 390):
+            out.append(head + b',"pad":"' + bytes([lead]) * k + b'"}')
+    out.append(head + b',"pad":"' + "\u00e9".encode() * 190 + b'"}')
+    return out
+
+
+def compare_clock(old_tree: Path) -> int:
+    """event_clock of the other commit against this one's, record by record."""
+    import importlib.util
+
+    from pyflink.table import DataTypes, EnvironmentSettings, TableEnvironment
+
+    from jobs import compiler, flinkenv, registry
+
+    spec = importlib.util.spec_from_file_location("old_compiler", old_tree / "jobs" / "compiler.py")
+    assert spec is not None and spec.loader is not None
+    old = importlib.util.module_from_spec(spec)
+    sys.modules["old_compiler"] = old
+    spec.loader.exec_module(old)
+    reg = registry.load_registry(paths.CONF_DIR)
+    reg.silver = reg.silver.model_copy(update={"max_record_bytes": 400})
+    now = int(time.time() * 1000)
+    recs = [r[1] for r in corpus(now)] + clock_cases(now)
+    t = TableEnvironment.create(EnvironmentSettings.in_batch_mode())
+    conf = t.get_config()
+    conf.set("table.local-time-zone", "UTC")
+    conf.set("parallelism.default", "1")
+    conf.set("pipeline.jars", ";".join(flinkenv.job_jars()))
+    t.execute_sql(
+        "CREATE TEMPORARY FUNCTION silver_clock AS 'io.streamlake.udfs.SilverClock' LANGUAGE JAVA"
+    )
+    rows = [(i, None if r is None else bytearray(r)) for i, r in enumerate(recs)]
+    schema = DataTypes.ROW(
+        [DataTypes.FIELD("i", DataTypes.INT()), DataTypes.FIELD("raw_value", DataTypes.BYTES())]
+    )
+    t.create_temporary_view("src", t.from_elements(rows, schema))
+    query = (
+        f"SELECT i, CAST(({old.event_clock(reg)}) AS STRING), "
+        f"CAST(({compiler.event_clock(reg)}) AS STRING) FROM "
+        f"(SELECT i, raw_value, TO_TIMESTAMP_LTZ({now}, 3) AS ingest_at FROM src)"
+    )
+    diffs = 0
+    with t.execute_sql(query).collect() as results:
+        for i, a, b in results:
+            if a != b:
+                diffs += 1
+                print("DIFF", i, repr(recs[i])[:160], "old:", a, "new:", b)
+    print(f"{len(recs)} records, {diffs} clocks differ")
+    return 1 if diffs else 0
 
 
 def compare(old_tree: Path, base: Path, boot: str) -> int:

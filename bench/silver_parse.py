@@ -76,8 +76,8 @@ _JVM_SELECT = (
     "TO_TIMESTAMP_LTZ({ingest_ms}, 3), '{config}')) AS v"
 )
 _PY_SELECT = "v.* FROM (SELECT silver_validate_py(line) AS v FROM src)"
-# The Bronze clock (jobs.compiler.event_clock), which the job still computes with JSON_VALUE in
-# the Kafka source (for its watermark) and again for partition_watermark_at.
+# The Bronze clock (jobs.compiler.event_clock: the JVM function silver_clock), which the job
+# computes in the Kafka source (for its watermark) and again for partition_watermark_at.
 _CLOCK_SELECT = "{clock} FROM (SELECT line AS raw_value, TO_TIMESTAMP_LTZ({ingest_ms}, 3) AS ingest_at FROM src)"
 
 SCENARIOS: dict[str, tuple[str, str]] = {
@@ -115,7 +115,7 @@ SCENARIOS: dict[str, tuple[str, str]] = {
     "silver_validate: JVM table function, one pass (the Silver job's way)": ("jvm", _JVM_SELECT),
     "Python + orjson, pandas UDF over Arrow batches (process mode)": ("pandas", _PY_SELECT),
     "Python + orjson, scalar UDF in thread mode": ("thread", _PY_SELECT),
-    "the Bronze clock alone (2 JSON_VALUE; the job evaluates it twice)": ("clock", _CLOCK_SELECT),
+    "the Bronze clock alone (silver_clock; the job evaluates it twice)": ("clock", _CLOCK_SELECT),
 }
 
 
@@ -170,14 +170,15 @@ def run_one(fmt: str, select: str, path: str) -> None:
 
         clock = compiler.event_clock(registry.load_registry(paths.CONF_DIR))
         select = select.replace("{clock}", clock).replace("{ingest_ms}", str(INGEST_MS))
-    if fmt == "jvm":
+    if fmt in ("jvm", "clock"):
         from jobs import flinkenv
 
         conf.set("pipeline.jars", ";".join(flinkenv.job_jars()))
-        t.execute_sql(
-            "CREATE TEMPORARY FUNCTION silver_validate AS "
-            "'io.streamlake.udfs.SilverValidate' LANGUAGE JAVA"
-        )
+        for name, cls in (("silver_validate", "SilverValidate"), ("silver_clock", "SilverClock")):
+            t.execute_sql(
+                f"CREATE TEMPORARY FUNCTION {name} AS 'io.streamlake.udfs.{cls}' LANGUAGE JAVA"
+            )
+    if fmt == "jvm":
         select = select.format(topic=topic, ingest_ms=INGEST_MS, config=config.replace("'", "''"))
     elif fmt in ("pandas", "thread"):
         from bench import silver_validate_py as py
@@ -260,6 +261,7 @@ def main() -> int:
     ap.add_argument("--one", nargs=3, metavar=("FMT", "SELECT", "PATH"))
     ap.add_argument("--only", nargs="*", help="run the scenarios whose names contain these")
     ap.add_argument("--render", type=Path, help="rewrite the .md of a results .json")
+    ap.add_argument("--tag", default="", help="results/<date>-silver-parse<tag>.{json,md}")
     args = ap.parse_args()
     if args.render:
         write_md(args.render.with_suffix(""), json.loads(args.render.read_text()))
@@ -324,9 +326,13 @@ def main() -> int:
         },
         "note": "wall time of a fresh local executor incl. start-up; compare within one run; "
         "cpu: user+system of the process tree; net: over the raw passthrough run",
-        "command": "python -m bench.silver_parse --events " + str(args.events),
+        "command": " ".join(["python -m bench.silver_parse", *sys.argv[1:]]),
     }
-    out = Path(__file__).parent / "results" / f"{datetime.now(tz=UTC):%Y-%m-%d}-silver-parse"
+    out = (
+        Path(__file__).parent
+        / "results"
+        / f"{datetime.now(tz=UTC):%Y-%m-%d}-silver-parse{args.tag}"
+    )
     out.with_suffix(".json").write_text(json.dumps({**meta, "results": results}, indent=2) + "\n")
     write_md(out, {**meta, "results": results})
     print(f"wrote {out}.json and .md")
