@@ -29,6 +29,12 @@ $(JARS_STAMP): connectors/maven/pom.xml
 	mvn --batch-mode --quiet -f connectors/maven/pom.xml package
 	@touch $@
 
+# The project's own JVM functions (udfs/): built from source, shaded, never committed.
+UDFS_JAR := $(STACK)/jars/udfs/streamlake-udfs.jar
+$(UDFS_JAR): udfs/pom.xml $(shell find udfs/src -name '*.java')
+	@command -v mvn >/dev/null || { echo "Maven is required (apt-get install maven)"; exit 1; }
+	mvn --batch-mode --quiet -f udfs/pom.xml package
+
 # The Azure Storage emulator, for testing the lake on ADLS Gen2 (abfss://) on loopback.
 AZURITE_VERSION := 3.35.0
 AZURITE_STAMP   := $(STACK)/node/.azurite-$(AZURITE_VERSION)
@@ -38,7 +44,7 @@ $(AZURITE_STAMP):
 	@touch $@
 
 venv: $(VENV_STAMP) ## create .venv with pinned Python packages
-jars: $(JARS_STAMP) ## resolve the Flink connector and Kafka broker jars with Maven (into .stack/jars)
+jars: $(JARS_STAMP) $(UDFS_JAR) ## resolve the connector and broker jars, build udfs/ (Maven, into .stack/jars)
 azurite: $(AZURITE_STAMP) ## install the Azurite emulator (npm, into .stack/node) for the ADLS tests
 setup: venv jars azurite ## everything above; with caches warm this does no network work
 

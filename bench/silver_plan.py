@@ -7,9 +7,10 @@ The job runner (`jobs.sqlfile.statement_set`) registers each view as the Table o
 instead, so every reader gets the same plan node and the optimizer shares it.
 
 This plans the Silver statement set both ways and counts, in each optimized execution plan, the
-Correlate operators (UNNEST materialisations), the JSON_QUERY and TRY_PARSE_JSON calls they and
-the Calcs evaluate (a Correlate prints its call twice; counted once), and reused sub-plans. The
-bench/pipeline.py figures are read against it. Writes bench/results/<date>-silver-plan.json.
+Correlate operators (UNNEST materialisations and the LATERAL TABLE of silver_validate, the JVM
+function that parses each record once), the silver_validate, JSON_VALUE (the Bronze partition
+clock), JSON_QUERY and TRY_PARSE_JSON calls they and the Calcs evaluate (a Correlate prints its
+call twice; counted once), and reused sub-plans. The bench/pipeline.py figures are read against it. Writes bench/results/<date>-silver-plan.json.
 
     STREAMLAKE_PII_HASH_KEY=x python -m bench.silver_plan
 """
@@ -25,11 +26,20 @@ from jobs import catalog, flinkenv, settings, sqlfile
 
 
 def count_calls(execution_plan: str) -> dict[str, int]:
-    out = {"Correlate": 0, "JSON_QUERY": 0, "TRY_PARSE_JSON": 0, "Reused": 0}
+    out = {
+        "Correlate": 0,
+        "silver_validate": 0,
+        "JSON_VALUE": 0,
+        "JSON_QUERY": 0,
+        "TRY_PARSE_JSON": 0,
+        "Reused": 0,
+    }
     for line in execution_plan.splitlines():
         if "Correlate(" in line:
             out["Correlate"] += 1
             line = line.split(", correlate=[", 1)[0]
+        out["silver_validate"] += line.count("silver_validate(")
+        out["JSON_VALUE"] += line.count("JSON_VALUE(")
         out["JSON_QUERY"] += line.count("JSON_QUERY(")
         out["TRY_PARSE_JSON"] += line.count("TRY_PARSE_JSON(")
         out["Reused"] += line.count("Reused(")
@@ -62,6 +72,8 @@ def main() -> int:
     out = {
         "date": date,
         "in_the_sql": {
+            "silver_validate": sql.count("silver_validate("),
+            "JSON_VALUE": sql.count("JSON_VALUE("),
             "JSON_QUERY": sql.count("JSON_QUERY("),
             "TRY_PARSE_JSON": sql.count("TRY_PARSE_JSON("),
             "UNNEST": sql.count("UNNEST("),

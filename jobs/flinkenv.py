@@ -15,6 +15,13 @@ def connector_jars() -> list[str]:
     return [j.as_uri() for j in jars]
 
 
+def job_jars() -> list[str]:
+    """The project's own jars, shipped with every job (udfs/: the Silver job's silver_validate)."""
+    if not paths.UDFS_JAR.exists():
+        raise RuntimeError(f"no {paths.UDFS_JAR}: run `make jars` first")
+    return [paths.UDFS_JAR.as_uri()]
+
+
 def table_env(
     platform: PlatformSettings,
     *,
@@ -27,6 +34,8 @@ def table_env(
 
     local=True runs on the in-process local executor (tests, `jobs run`), with the connector jars
     added through pipeline.jars; local=False is for `flink run`, where the cluster has them in lib/.
+    Either way the project's own jar goes with the job in pipeline.jars (uploaded with the job
+    graph by `flink run`), so a running cluster needs no restart for a new function.
     """
     from pyflink.table import EnvironmentSettings, TableEnvironment
 
@@ -42,12 +51,14 @@ def table_env(
         **(extra or {}),
     }
     if local:
-        settings["pipeline.jars"] = ";".join(connector_jars())
+        settings["pipeline.jars"] = ";".join(connector_jars() + job_jars())
         # Fail, don't retry forever: a local run is a test or a try-out.
         settings.setdefault("restart-strategy.type", "fixed-delay")
         settings.setdefault("restart-strategy.fixed-delay.attempts", "1")
         settings.setdefault("restart-strategy.fixed-delay.delay", "1 s")
         settings["python.executable"] = paths.python_executable()
+    else:
+        settings["pipeline.jars"] = ";".join(job_jars())
     for k, v in settings.items():
         conf.set(k, v)
     return t_env

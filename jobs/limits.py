@@ -32,7 +32,7 @@ _TS, _BIGINT, _INT, _BOOL, _SHA = 32, 20, 11, 5, 66
 _ESCAPED = 6
 _TENANT, _NAME, _TOPIC = 63, 63, 249  # validated tenant/event type names; Kafka's topic limit
 _CLAIMED_CHARS = 256  # LEFT(claimed tenant, 256) in silver.sql
-_EVENT_ID_CHARS = 256  # the event id check in compiler.py
+_EVENT_ID_CHARS = 256  # the event id check of silver_validate (udfs/)
 # A Silver value is re-serialised from the record's JSON: strings, ints and booleans come out no
 # longer than they went in (Jackson escapes only what JSON input had to escape too); a double may
 # grow (Java prints 1e-320 as 9.99988671826831E-321, 1e6 as 1000000.0: at most ~3.5x with its

@@ -14,6 +14,8 @@ POM = REPO / "connectors" / "maven" / "pom.xml"
 STACK = Path(os.environ.get("STREAMLAKE_STACK_DIR", REPO / ".stack")).resolve()
 JARS = STACK / "jars"
 FLINK_JARS = JARS / "flink"
+# The Silver job's JVM function, built from udfs/pom.xml and shipped with every job (pipeline.jars).
+UDFS_JAR = JARS / "udfs" / "streamlake-udfs.jar"
 KAFKA_JARS = JARS / "kafka"
 LOGS = STACK / "logs"
 RUN = STACK / "run"

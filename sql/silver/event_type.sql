@@ -1,27 +1,11 @@
--- Purpose: one event type's field checks, typed values, DLQ rows, deduplicated Silver rows and audit counts (rendered into silver.sql once per event type; its DLQ and audit rows join silver.sql's single INSERT into each).
+-- Purpose: one event type's field rejects, PII-handled typed values, deduplicated Silver rows and audit counts (rendered into silver.sql once per event type; its DLQ and audit rows join silver.sql's single INSERT into each).
 
 -- ===== event type ${event_type} =====
--- Each declared field's JSON path is parsed once (materialised by UNNEST), as a wrapped JSON
--- text: ["text"], [12], [true], [{...}], [[...]], [null], or NULL when the key is absent.
-CREATE TEMPORARY VIEW silver_fields_${event_type} AS
-SELECT r.*, f.*
-FROM bronze_timed AS r
-CROSS JOIN UNNEST(ARRAY[ROW(
-${field_queries}
-)]) AS f(${field_query_names})
-WHERE r.route_reason IS NULL AND r.event_type = '${event_type}';
-
-CREATE TEMPORARY VIEW silver_typed_${event_type} AS
-SELECT *,
-${typed_values}
-FROM silver_fields_${event_type};
-
+-- The routed events of this type: silver_validate checked their fields (field_reasons) and typed
+-- them into typed_${event_type}.
 CREATE TEMPORARY VIEW silver_checked_${event_type} AS
-SELECT *,
-    CONCAT_WS(',',
-${field_checks}
-    ) AS field_reasons
-FROM silver_typed_${event_type};
+SELECT * FROM bronze_timed
+WHERE route_reason IS NULL AND event_type = '${event_type}';
 
 CREATE TEMPORARY TABLE silver_${event_type} (
     tenant_id         STRING,
@@ -48,24 +32,24 @@ ${with_silver}
 
 -- Field rejects, as received: silver.sql's dlq_rejects joins them and bounds every DLQ row.
 CREATE TEMPORARY VIEW dlq_rows_${event_type} AS
-SELECT topic_tenant, event_type, schema_version, SPLIT(field_reasons, ','), w_tenant,
+SELECT topic_tenant, event_type, schema_version, field_reasons, claimed_tenant,
        source_topic, source_partition, source_offset, ingest_at, raw_key, source_headers,
        raw_value, record_bytes, CAST(proc_at AS TIMESTAMP_LTZ(3))
 FROM silver_checked_${event_type}
-WHERE field_reasons <> '';
+WHERE field_reasons IS NOT NULL;
 
 -- Deduplicate on (tenant_id, event_id), keeping the first arrival; state lives for the dedup
 -- horizon (${dedup_horizon}, wall-clock: table.exec.state.ttl).
 CREATE TEMPORARY VIEW silver_deduped_${event_type} AS
 SELECT * FROM (
-    SELECT *, ROW_NUMBER() OVER (PARTITION BY tenant_id, v_event_id ORDER BY proc_at) AS arrival_rank
+    SELECT *, ROW_NUMBER() OVER (PARTITION BY tenant_id, event_id ORDER BY proc_at) AS arrival_rank
     FROM silver_checked_${event_type}
-    WHERE field_reasons = ''
+    WHERE field_reasons IS NULL
 )
 WHERE arrival_rank = 1;
 
 INSERT INTO silver_${event_type}
-SELECT tenant_id, event_type, schema_version, v_event_id, v_event_at,
+SELECT tenant_id, event_type, schema_version, event_id, event_at,
 ${silver_projection},
        source_topic, source_partition, source_offset, ingest_at,
        partition_watermark_at, CURRENT_WATERMARK(event_clock_at)
@@ -73,7 +57,7 @@ FROM silver_deduped_${event_type};
 
 CREATE TEMPORARY VIEW audit_rows_${event_type} AS
 SELECT ingest_window_ms, topic_tenant, '${event_type}',
-       CASE WHEN field_reasons = '' THEN 'valid' ELSE 'dlq' END
+       CASE WHEN field_reasons IS NULL THEN 'valid' ELSE 'dlq' END
 FROM silver_checked_${event_type}
 UNION ALL
 SELECT ingest_window_ms, topic_tenant, '${event_type}', 'silver'

@@ -1,5 +1,9 @@
 -- Purpose: Bronze -> Silver: validate raw events against the YAML schemas, send every reject to the DLQ with its bytes and reasons, deduplicate, write typed rows per event type and per-tenant audit counts; exactly-once.
 
+-- The JVM functions (udfs/, shipped with the job): the Bronze clock, and each record's checks.
+CREATE TEMPORARY FUNCTION silver_clock AS 'io.streamlake.udfs.SilverClock' LANGUAGE JAVA;
+CREATE TEMPORARY FUNCTION silver_validate AS 'io.streamlake.udfs.SilverValidate' LANGUAGE JAVA;
+
 -- Bronze is the tenant topics themselves, read once and kept as received: the record's bytes
 -- plus its Kafka metadata.
 CREATE TEMPORARY TABLE bronze_events (
@@ -18,89 +22,27 @@ CREATE TEMPORARY TABLE bronze_events (
     -- cannot move a watermark); otherwise NULL, and it moves nothing. The Kafka source keeps one
     -- watermark per partition, the largest clock it has read there (emitted periodically);
     -- the job's watermark, the smallest of them, reaches the Silver writers in band with the rows.
+    -- silver_clock reads the record in one pass, as the JSON_VALUE calls it replaced did.
     event_clock_at AS ${event_clock},
     WATERMARK FOR event_clock_at AS event_clock_at
 ) WITH (
 ${with_bronze_events}
 );
 
--- Decode, and measure the record (Flink has no byte length for BYTES: base64 has 4 characters
--- per 3 bytes, less its padding). A record over ${max_record_bytes} bytes is never parsed.
-CREATE TEMPORARY VIEW bronze_decoded AS
-SELECT b.*, d.line, d.topic_tenant,
-    ${ingest_ms} - MOD(${ingest_ms}, ${audit_window_ms}) AS ingest_window_ms,
-    CHAR_LENGTH(d.raw_b64) / 4 * 3
-      - CASE WHEN d.raw_b64 LIKE '%==' THEN 2 WHEN d.raw_b64 LIKE '%=' THEN 1 ELSE 0 END AS record_bytes
-FROM bronze_events AS b
-CROSS JOIN UNNEST(ARRAY[ROW(
-    -- DECODE replaces invalid UTF-8 with U+FFFD (a CAST would keep the bytes as they are).
-    DECODE(b.raw_value, 'UTF-8'),
-    TO_BASE64(b.raw_value),
-    -- The tenant that owns the topic (from config, never from the record).
-    CASE b.source_topic ${topic_owner_cases} END
-)]) AS d(line, raw_b64, topic_tenant);
-
--- The envelope. Each JSON path is parsed once: UNNEST materialises the values, so the checks
--- below reuse them instead of parsing the record again.
-CREATE TEMPORARY VIEW bronze_envelope AS
-SELECT d.*, e.is_strict_json, e.w_tenant, e.w_type, e.w_version, e.header_version
-FROM bronze_decoded AS d
-CROSS JOIN UNNEST(ARRAY[ROW(
-    CASE WHEN d.record_bytes <= ${max_record_bytes} THEN ${strict_json_check} END,
-    CASE WHEN d.record_bytes <= ${max_record_bytes}
-         THEN JSON_QUERY(d.line, '$.${tenant_field}' WITH UNCONDITIONAL ARRAY WRAPPER) END,
-    CASE WHEN d.record_bytes <= ${max_record_bytes}
-         THEN JSON_QUERY(d.line, '$.${type_field}' WITH UNCONDITIONAL ARRAY WRAPPER) END,
-    CASE WHEN d.record_bytes <= ${max_record_bytes}
-         THEN JSON_QUERY(d.line, '$.${version_field}' WITH UNCONDITIONAL ARRAY WRAPPER) END,
-    CAST(d.source_headers['${version_header}'] AS STRING)
-)]) AS e(is_strict_json, w_tenant, w_type, w_version, header_version);
-
-CREATE TEMPORARY VIEW bronze_identified AS
-SELECT
-    e.*,
-    CASE WHEN REGEXP(e.w_tenant, '^\["[a-z][a-z0-9_-]{1,62}"\]$')
-         THEN SUBSTRING(e.w_tenant FROM 3 FOR CHAR_LENGTH(e.w_tenant) - 4) END AS tenant_id,
-    CASE WHEN REGEXP(e.w_type, '^\["[a-z][a-z0-9_]{0,62}"\]$')
-         THEN SUBSTRING(e.w_type FROM 3 FOR CHAR_LENGTH(e.w_type) - 4) END AS event_type,
-    -- The version comes from the event, or else from the Kafka header.
-    COALESCE(
-        TRY_CAST(REGEXP_EXTRACT(e.w_version, '^\["?([0-9]{1,4})"?\]$', 1) AS INT),
-        CASE WHEN e.w_version IS NULL OR e.w_version = '[null]'
-             THEN TRY_CAST(REGEXP_EXTRACT(e.header_version, '^([0-9]{1,4})$', 1) AS INT) END
-    ) AS schema_version
-FROM bronze_envelope AS e;
-
--- Record-level and routing checks, in order; the first that fails is the reason.
+-- Validate: one pass of the JVM function silver_validate (udfs/, shipped with the job) over each
+-- record's bytes gives its byte length, the topic's tenant (from config, never from the record),
+-- its reason codes and its typed fields. Record checks first, the first failure wins (a record over
+-- ${max_record_bytes} bytes is never parsed); then routing, the first failure wins (route_reason);
+-- then every field reason together (field_reasons, NULL when the event is valid). The rules are
+-- compiled from the registry into the literal below (no secrets: PII is handled further down).
+-- A table function, so the planner calls it once per record whichever columns are read.
 CREATE TEMPORARY VIEW bronze_routed AS
-SELECT i.*,
-    CASE
-        WHEN i.raw_value IS NULL THEN 'empty_record'
-        WHEN i.record_bytes > ${max_record_bytes} THEN 'oversized_record'
-        WHEN POSITION(U&'\FFFD' IN i.line) > 0 AND ENCODE(i.line, 'UTF-8') <> i.raw_value
-            THEN 'invalid_utf8'
-        WHEN NOT i.is_strict_json THEN
-            CASE WHEN i.line IS JSON THEN 'duplicate_key'
-                 WHEN REGEXP(i.line, '(^|[\[:,])\s*-?(NaN|Infinity)\s*([\],}]|$)') THEN 'non_finite_number'
-                 ELSE 'malformed_json' END
-        WHEN NOT REGEXP(i.line, '^\s*\{') THEN 'not_an_object'
-        WHEN POSITION('\u' IN i.line) > 0 AND REGEXP(i.line,
-            '\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})|(?<!\\u[dD][89abAB][0-9a-fA-F]{2})\\u[dD][c-fC-F][0-9a-fA-F]{2}')
-            THEN 'invalid_unicode'
-        WHEN i.w_tenant IS NULL OR i.w_tenant = '[null]' THEN 'missing_field:${tenant_field}'
-        WHEN i.tenant_id IS NULL THEN 'invalid_tenant_id'
-        WHEN i.tenant_id NOT IN (${known_tenants}) THEN 'unknown_tenant'
-        WHEN i.tenant_id <> i.topic_tenant THEN 'tenant_topic_mismatch'
-        WHEN i.w_type IS NULL OR i.w_type = '[null]' THEN 'missing_field:${type_field}'
-        WHEN i.event_type IS NULL OR i.event_type NOT IN (${known_event_types}) THEN 'unknown_event_type'
-        WHEN i.tenant_id || '/' || i.event_type NOT IN (${allowed_event_types}) THEN 'event_type_not_allowed'
-        WHEN i.schema_version IS NULL
-          OR i.event_type || '/' || CAST(i.schema_version AS STRING) NOT IN (${known_versions})
-            THEN 'unknown_version'
-        WHEN i.tenant_id || '/' || i.event_type || '/' || CAST(i.schema_version AS STRING)
-             NOT IN (${active_versions}) THEN 'version_not_active'
-    END AS route_reason
-FROM bronze_identified AS i;
+SELECT b.*, ${ingest_ms} - MOD(${ingest_ms}, ${audit_window_ms}) AS ingest_window_ms, v.*
+FROM bronze_events AS b
+CROSS JOIN LATERAL TABLE(silver_validate(
+    b.raw_value, b.source_topic, b.source_headers['${version_header}'], b.ingest_at,
+    '${validate_config}'
+)) AS v;
 
 -- Each record's Bronze partition watermark: the largest clock read so far in its partition, the
 -- record's own included (a clock is below its own event time, so that changes nothing). The
@@ -164,16 +106,16 @@ ${event_type_sections}
 
 -- Every reject, as received (each event type's field rejects join through UNION ALL).
 CREATE TEMPORARY VIEW dlq_rejects AS
-SELECT topic_tenant, event_type, schema_version, ARRAY[route_reason] AS reason_codes, w_tenant,
-       source_topic, source_partition, source_offset, ingest_at, raw_key, source_headers,
-       raw_value, record_bytes, CAST(proc_at AS TIMESTAMP_LTZ(3)) AS detected_at
+SELECT topic_tenant, event_type, schema_version, ARRAY[route_reason] AS reason_codes,
+       claimed_tenant, source_topic, source_partition, source_offset, ingest_at, raw_key,
+       source_headers, raw_value, record_bytes, CAST(proc_at AS TIMESTAMP_LTZ(3)) AS detected_at
 FROM bronze_routed
 WHERE route_reason IS NOT NULL
 ${dlq_unions};
 
--- Sizes of the key and of the headers as JSON (the form the DLQ row carries them in), measured
--- like record_bytes; UNNEST materialises each base64 text once. Only rejects pay for this and
--- for the hash below.
+-- Sizes of the key and of the headers as JSON (the form the DLQ row carries them in). Flink SQL
+-- has no byte length for BYTES: base64 has 4 characters per 3 bytes, less its padding; UNNEST
+-- materialises each base64 text once. Only rejects pay for this and for the hash below.
 CREATE TEMPORARY VIEW dlq_measured AS
 SELECT r.*,
     CHAR_LENGTH(m.key_b64) / 4 * 3
@@ -190,7 +132,7 @@ CROSS JOIN UNNEST(ARRAY[ROW(
 -- prefix would fence each other. Bounded by construction: CAST to VARBINARY(n) keeps the first
 -- n bytes; the claimed tenant is cut to 256 characters.
 INSERT INTO dlq_events
-SELECT topic_tenant, event_type, schema_version, reason_codes, LEFT(w_tenant, 256),
+SELECT topic_tenant, event_type, schema_version, reason_codes, LEFT(claimed_tenant, 256),
        source_topic, source_partition, source_offset, ingest_at,
        CAST(raw_key AS VARBINARY(${dlq_max_key_bytes})), CAST(key_bytes AS BIGINT),
        CASE WHEN headers_bytes <= ${dlq_max_headers_bytes} THEN MAP_ENTRIES(source_headers) END,

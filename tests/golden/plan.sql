@@ -625,6 +625,10 @@ SET 'table.exec.source.idle-timeout' = '30000 ms';
 SET 'table.exec.mini-batch.enabled' = 'false';
 -- Purpose: Bronze -> Silver: validate raw events against the YAML schemas, send every reject to the DLQ with its bytes and reasons, deduplicate, write typed rows per event type and per-tenant audit counts; exactly-once.
 
+-- The JVM functions (udfs/, shipped with the job): the Bronze clock, and each record's checks.
+CREATE TEMPORARY FUNCTION silver_clock AS 'io.streamlake.udfs.SilverClock' LANGUAGE JAVA;
+CREATE TEMPORARY FUNCTION silver_validate AS 'io.streamlake.udfs.SilverValidate' LANGUAGE JAVA;
+
 -- Bronze is the tenant topics themselves, read once and kept as received: the record's bytes
 -- plus its Kafka metadata.
 CREATE TEMPORARY TABLE bronze_events (
@@ -643,11 +647,8 @@ CREATE TEMPORARY TABLE bronze_events (
     -- cannot move a watermark); otherwise NULL, and it moves nothing. The Kafka source keeps one
     -- watermark per partition, the largest clock it has read there (emitted periodically);
     -- the job's watermark, the smallest of them, reaches the Silver writers in band with the rows.
-    event_clock_at AS CASE WHEN CHAR_LENGTH(CAST(raw_value AS STRING)) <= 1048576 THEN
-    CASE JSON_VALUE(CAST(raw_value AS STRING), '$.event_type')
-        WHEN 'device_telemetry' THEN CASE WHEN CASE WHEN TRY_CAST(JSON_VALUE(CAST(raw_value AS STRING), '$.event_time') AS BIGINT) BETWEEN 0 AND 253402300799999 THEN TO_TIMESTAMP_LTZ(TRY_CAST(JSON_VALUE(CAST(raw_value AS STRING), '$.event_time') AS BIGINT), 3) END <= ingest_at + INTERVAL '0 00:05:00.000' DAY TO SECOND THEN CASE WHEN TRY_CAST(JSON_VALUE(CAST(raw_value AS STRING), '$.event_time') AS BIGINT) BETWEEN 0 AND 253402300799999 THEN TO_TIMESTAMP_LTZ(TRY_CAST(JSON_VALUE(CAST(raw_value AS STRING), '$.event_time') AS BIGINT), 3) END - INTERVAL '0 00:00:05.000' DAY TO SECOND END
-        WHEN 'orders' THEN CASE WHEN CASE WHEN REGEXP(JSON_VALUE(CAST(raw_value AS STRING), '$.placed_at'), '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,3})?Z$') THEN CAST(TO_TIMESTAMP(REPLACE(REPLACE(JSON_VALUE(CAST(raw_value AS STRING), '$.placed_at'), 'T', ' '), 'Z', '')) AS TIMESTAMP_LTZ(3)) END <= ingest_at + INTERVAL '0 00:05:00.000' DAY TO SECOND THEN CASE WHEN REGEXP(JSON_VALUE(CAST(raw_value AS STRING), '$.placed_at'), '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,3})?Z$') THEN CAST(TO_TIMESTAMP(REPLACE(REPLACE(JSON_VALUE(CAST(raw_value AS STRING), '$.placed_at'), 'T', ' '), 'Z', '')) AS TIMESTAMP_LTZ(3)) END - INTERVAL '0 00:00:10.000' DAY TO SECOND END
-    END END,
+    -- silver_clock reads the record in one pass, as the JSON_VALUE calls it replaced did.
+    event_clock_at AS silver_clock(raw_value, ingest_at, '{"max_record_bytes":1048576,"type_field":"event_type","event_types":[{"name":"device_telemetry","event_time_field":"event_time","event_time_format":"epoch_millis","max_future_skew_ms":300000,"max_out_of_orderness_ms":5000},{"name":"orders","event_time_field":"placed_at","event_time_format":"iso8601_utc","max_future_skew_ms":300000,"max_out_of_orderness_ms":10000}]}'),
     WATERMARK FOR event_clock_at AS event_clock_at
 ) WITH (
   'connector' = 'kafka',
@@ -663,83 +664,20 @@ CREATE TEMPORARY TABLE bronze_events (
   'properties.max.partition.fetch.bytes' = '65536'
 );
 
--- Decode, and measure the record (Flink has no byte length for BYTES: base64 has 4 characters
--- per 3 bytes, less its padding). A record over 1048576 bytes is never parsed.
-CREATE TEMPORARY VIEW bronze_decoded AS
-SELECT b.*, d.line, d.topic_tenant,
-    (EXTRACT(EPOCH FROM b.ingest_at) * 1000 + EXTRACT(MILLISECOND FROM b.ingest_at)) - MOD((EXTRACT(EPOCH FROM b.ingest_at) * 1000 + EXTRACT(MILLISECOND FROM b.ingest_at)), 60000) AS ingest_window_ms,
-    CHAR_LENGTH(d.raw_b64) / 4 * 3
-      - CASE WHEN d.raw_b64 LIKE '%==' THEN 2 WHEN d.raw_b64 LIKE '%=' THEN 1 ELSE 0 END AS record_bytes
-FROM bronze_events AS b
-CROSS JOIN UNNEST(ARRAY[ROW(
-    -- DECODE replaces invalid UTF-8 with U+FFFD (a CAST would keep the bytes as they are).
-    DECODE(b.raw_value, 'UTF-8'),
-    TO_BASE64(b.raw_value),
-    -- The tenant that owns the topic (from config, never from the record).
-    CASE b.source_topic WHEN 'bronze_acme_events' THEN 'acme' WHEN 'bronze_globex_events' THEN 'globex' END
-)]) AS d(line, raw_b64, topic_tenant);
-
--- The envelope. Each JSON path is parsed once: UNNEST materialises the values, so the checks
--- below reuse them instead of parsing the record again.
-CREATE TEMPORARY VIEW bronze_envelope AS
-SELECT d.*, e.is_strict_json, e.w_tenant, e.w_type, e.w_version, e.header_version
-FROM bronze_decoded AS d
-CROSS JOIN UNNEST(ARRAY[ROW(
-    CASE WHEN d.record_bytes <= 1048576 THEN TRY_PARSE_JSON(d.line) IS NOT NULL END,
-    CASE WHEN d.record_bytes <= 1048576
-         THEN JSON_QUERY(d.line, '$.tenant_id' WITH UNCONDITIONAL ARRAY WRAPPER) END,
-    CASE WHEN d.record_bytes <= 1048576
-         THEN JSON_QUERY(d.line, '$.event_type' WITH UNCONDITIONAL ARRAY WRAPPER) END,
-    CASE WHEN d.record_bytes <= 1048576
-         THEN JSON_QUERY(d.line, '$.schema_version' WITH UNCONDITIONAL ARRAY WRAPPER) END,
-    CAST(d.source_headers['schema_version'] AS STRING)
-)]) AS e(is_strict_json, w_tenant, w_type, w_version, header_version);
-
-CREATE TEMPORARY VIEW bronze_identified AS
-SELECT
-    e.*,
-    CASE WHEN REGEXP(e.w_tenant, '^\["[a-z][a-z0-9_-]{1,62}"\]$')
-         THEN SUBSTRING(e.w_tenant FROM 3 FOR CHAR_LENGTH(e.w_tenant) - 4) END AS tenant_id,
-    CASE WHEN REGEXP(e.w_type, '^\["[a-z][a-z0-9_]{0,62}"\]$')
-         THEN SUBSTRING(e.w_type FROM 3 FOR CHAR_LENGTH(e.w_type) - 4) END AS event_type,
-    -- The version comes from the event, or else from the Kafka header.
-    COALESCE(
-        TRY_CAST(REGEXP_EXTRACT(e.w_version, '^\["?([0-9]{1,4})"?\]$', 1) AS INT),
-        CASE WHEN e.w_version IS NULL OR e.w_version = '[null]'
-             THEN TRY_CAST(REGEXP_EXTRACT(e.header_version, '^([0-9]{1,4})$', 1) AS INT) END
-    ) AS schema_version
-FROM bronze_envelope AS e;
-
--- Record-level and routing checks, in order; the first that fails is the reason.
+-- Validate: one pass of the JVM function silver_validate (udfs/, shipped with the job) over each
+-- record's bytes gives its byte length, the topic's tenant (from config, never from the record),
+-- its reason codes and its typed fields. Record checks first, the first failure wins (a record over
+-- 1048576 bytes is never parsed); then routing, the first failure wins (route_reason);
+-- then every field reason together (field_reasons, NULL when the event is valid). The rules are
+-- compiled from the registry into the literal below (no secrets: PII is handled further down).
+-- A table function, so the planner calls it once per record whichever columns are read.
 CREATE TEMPORARY VIEW bronze_routed AS
-SELECT i.*,
-    CASE
-        WHEN i.raw_value IS NULL THEN 'empty_record'
-        WHEN i.record_bytes > 1048576 THEN 'oversized_record'
-        WHEN POSITION(U&'\FFFD' IN i.line) > 0 AND ENCODE(i.line, 'UTF-8') <> i.raw_value
-            THEN 'invalid_utf8'
-        WHEN NOT i.is_strict_json THEN
-            CASE WHEN i.line IS JSON THEN 'duplicate_key'
-                 WHEN REGEXP(i.line, '(^|[\[:,])\s*-?(NaN|Infinity)\s*([\],}]|$)') THEN 'non_finite_number'
-                 ELSE 'malformed_json' END
-        WHEN NOT REGEXP(i.line, '^\s*\{') THEN 'not_an_object'
-        WHEN POSITION('\u' IN i.line) > 0 AND REGEXP(i.line,
-            '\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})|(?<!\\u[dD][89abAB][0-9a-fA-F]{2})\\u[dD][c-fC-F][0-9a-fA-F]{2}')
-            THEN 'invalid_unicode'
-        WHEN i.w_tenant IS NULL OR i.w_tenant = '[null]' THEN 'missing_field:tenant_id'
-        WHEN i.tenant_id IS NULL THEN 'invalid_tenant_id'
-        WHEN i.tenant_id NOT IN ('acme', 'globex') THEN 'unknown_tenant'
-        WHEN i.tenant_id <> i.topic_tenant THEN 'tenant_topic_mismatch'
-        WHEN i.w_type IS NULL OR i.w_type = '[null]' THEN 'missing_field:event_type'
-        WHEN i.event_type IS NULL OR i.event_type NOT IN ('device_telemetry', 'orders') THEN 'unknown_event_type'
-        WHEN i.tenant_id || '/' || i.event_type NOT IN ('acme/device_telemetry', 'acme/orders', 'globex/orders') THEN 'event_type_not_allowed'
-        WHEN i.schema_version IS NULL
-          OR i.event_type || '/' || CAST(i.schema_version AS STRING) NOT IN ('device_telemetry/1', 'orders/1', 'orders/2')
-            THEN 'unknown_version'
-        WHEN i.tenant_id || '/' || i.event_type || '/' || CAST(i.schema_version AS STRING)
-             NOT IN ('acme/device_telemetry/1', 'acme/orders/1', 'acme/orders/2', 'globex/orders/2') THEN 'version_not_active'
-    END AS route_reason
-FROM bronze_identified AS i;
+SELECT b.*, (EXTRACT(EPOCH FROM b.ingest_at) * 1000 + EXTRACT(MILLISECOND FROM b.ingest_at)) - MOD((EXTRACT(EPOCH FROM b.ingest_at) * 1000 + EXTRACT(MILLISECOND FROM b.ingest_at)), 60000) AS ingest_window_ms, v.*
+FROM bronze_events AS b
+CROSS JOIN LATERAL TABLE(silver_validate(
+    b.raw_value, b.source_topic, b.source_headers['schema_version'], b.ingest_at,
+    '{"max_record_bytes":1048576,"reject_duplicate_keys":true,"tenant_field":"tenant_id","type_field":"event_type","version_field":"schema_version","topic_owner":{"bronze_acme_events":"acme","bronze_globex_events":"globex"},"tenants":["acme","globex"],"allowed":["acme/device_telemetry","acme/orders","globex/orders"],"known_versions":["device_telemetry/1","orders/1","orders/2"],"active_versions":["acme/device_telemetry/1","acme/orders/1","acme/orders/2","globex/orders/2"],"event_types":[{"name":"device_telemetry","event_id_field":"event_id","event_time_field":"event_time","event_time_format":"epoch_millis","max_future_skew_ms":300000,"fields":[{"name":"device_id","type":"string","items":null,"format":null,"drop":false,"versions":{"1":{"required":true,"min":null,"max":null,"max_length":null,"pattern":"^dev-[0-9]{1,6}$","values":null}},"fields":[]},{"name":"temperature_c","type":"double","items":null,"format":null,"drop":false,"versions":{"1":{"required":true,"min":-80.0,"max":150.0,"max_length":null,"pattern":null,"values":null}},"fields":[]},{"name":"humidity_pct","type":"int","items":null,"format":null,"drop":false,"versions":{"1":{"required":false,"min":0.0,"max":100.0,"max_length":null,"pattern":null,"values":null}},"fields":[]},{"name":"battery_ok","type":"boolean","items":null,"format":null,"drop":false,"versions":{"1":{"required":false,"min":null,"max":null,"max_length":null,"pattern":null,"values":null}},"fields":[]},{"name":"status","type":"enum","items":null,"format":null,"drop":false,"versions":{"1":{"required":false,"min":null,"max":null,"max_length":null,"pattern":null,"values":["ok","degraded","failed"]}},"fields":[]},{"name":"location","type":"object","items":null,"format":null,"drop":false,"versions":{"1":{"required":false,"min":null,"max":null,"max_length":null,"pattern":null,"values":null}},"fields":[{"name":"lat","type":"double","items":null,"format":null,"drop":false,"versions":{"1":{"required":true,"min":-90.0,"max":90.0,"max_length":null,"pattern":null,"values":null}},"fields":[]},{"name":"lon","type":"double","items":null,"format":null,"drop":false,"versions":{"1":{"required":true,"min":-180.0,"max":180.0,"max_length":null,"pattern":null,"values":null}},"fields":[]}]},{"name":"tags","type":"array","items":"string","format":null,"drop":false,"versions":{"1":{"required":false,"min":null,"max":null,"max_length":null,"pattern":null,"values":null}},"fields":[]},{"name":"technician_email","type":"string","items":null,"format":null,"drop":false,"versions":{"1":{"required":false,"min":null,"max":null,"max_length":null,"pattern":null,"values":null}},"fields":[]}]},{"name":"orders","event_id_field":"order_id","event_time_field":"placed_at","event_time_format":"iso8601_utc","max_future_skew_ms":300000,"fields":[{"name":"customer_id","type":"string","items":null,"format":null,"drop":false,"versions":{"1":{"required":true,"min":null,"max":null,"max_length":null,"pattern":null,"values":null},"2":{"required":true,"min":null,"max":null,"max_length":null,"pattern":null,"values":null}},"fields":[]},{"name":"amount_cents","type":"long","items":null,"format":null,"drop":false,"versions":{"1":{"required":true,"min":0.0,"max":100000000.0,"max_length":null,"pattern":null,"values":null},"2":{"required":true,"min":0.0,"max":100000000.0,"max_length":null,"pattern":null,"values":null}},"fields":[]},{"name":"currency","type":"enum","items":null,"format":null,"drop":false,"versions":{"1":{"required":true,"min":null,"max":null,"max_length":null,"pattern":null,"values":["EUR","USD","GBP"]},"2":{"required":true,"min":null,"max":null,"max_length":null,"pattern":null,"values":["EUR","USD","GBP"]}},"fields":[]},{"name":"customer_email","type":"string","items":null,"format":null,"drop":true,"versions":{"1":{"required":false,"min":null,"max":null,"max_length":null,"pattern":null,"values":null},"2":{"required":false,"min":null,"max":null,"max_length":null,"pattern":null,"values":null}},"fields":[]},{"name":"channel","type":"enum","items":null,"format":null,"drop":false,"versions":{"2":{"required":true,"min":null,"max":null,"max_length":null,"pattern":null,"values":["web","store","app"]}},"fields":[]},{"name":"coupon_code","type":"string","items":null,"format":null,"drop":false,"versions":{"2":{"required":false,"min":null,"max":null,"max_length":32,"pattern":"^[A-Z0-9-]+$","values":null}},"fields":[]}]}]}'
+)) AS v;
 
 -- Each record's Bronze partition watermark: the largest clock read so far in its partition, the
 -- record's own included (a clock is below its own event time, so that changes nothing). The
@@ -818,62 +756,14 @@ CREATE TEMPORARY TABLE audit_silver_counts (
   'properties.transaction.timeout.ms' = '600000'
 );
 
--- Purpose: one event type's field checks, typed values, DLQ rows, deduplicated Silver rows and audit counts (rendered into silver.sql once per event type; its DLQ and audit rows join silver.sql's single INSERT into each).
+-- Purpose: one event type's field rejects, PII-handled typed values, deduplicated Silver rows and audit counts (rendered into silver.sql once per event type; its DLQ and audit rows join silver.sql's single INSERT into each).
 
 -- ===== event type device_telemetry =====
--- Each declared field's JSON path is parsed once (materialised by UNNEST), as a wrapped JSON
--- text: ["text"], [12], [true], [{...}], [[...]], [null], or NULL when the key is absent.
-CREATE TEMPORARY VIEW silver_fields_device_telemetry AS
-SELECT r.*, f.*
-FROM bronze_timed AS r
-CROSS JOIN UNNEST(ARRAY[ROW(
-    JSON_QUERY(r.line, '$.event_id' WITH UNCONDITIONAL ARRAY WRAPPER),
-    JSON_QUERY(r.line, '$.event_time' WITH UNCONDITIONAL ARRAY WRAPPER),
-    JSON_QUERY(r.line, '$.device_id' WITH UNCONDITIONAL ARRAY WRAPPER),
-    JSON_QUERY(r.line, '$.temperature_c' WITH UNCONDITIONAL ARRAY WRAPPER),
-    JSON_QUERY(r.line, '$.humidity_pct' WITH UNCONDITIONAL ARRAY WRAPPER),
-    JSON_QUERY(r.line, '$.battery_ok' WITH UNCONDITIONAL ARRAY WRAPPER),
-    JSON_QUERY(r.line, '$.status' WITH UNCONDITIONAL ARRAY WRAPPER),
-    JSON_QUERY(r.line, '$.location' WITH UNCONDITIONAL ARRAY WRAPPER),
-    JSON_QUERY(r.line, '$.location.lat' WITH UNCONDITIONAL ARRAY WRAPPER),
-    JSON_QUERY(r.line, '$.location.lon' WITH UNCONDITIONAL ARRAY WRAPPER),
-    JSON_QUERY(r.line, '$.tags' WITH UNCONDITIONAL ARRAY WRAPPER),
-    JSON_QUERY(r.line, '$.technician_email' WITH UNCONDITIONAL ARRAY WRAPPER)
-)]) AS f(w___event_id, w___event_time, w_device_id, w_temperature_c, w_humidity_pct, w_battery_ok, w_status, w_location, w_location__lat, w_location__lon, w_tags, w_technician_email)
-WHERE r.route_reason IS NULL AND r.event_type = 'device_telemetry';
-
-CREATE TEMPORARY VIEW silver_typed_device_telemetry AS
-SELECT *,
-    CASE WHEN (w___event_id IS NULL OR w___event_id = '[null]') OR NOT (w___event_id LIKE '["%' OR REGEXP(w___event_id, '^\[-?[0-9]+\]$')) THEN NULL WHEN w___event_id LIKE '["%' THEN CASE WHEN POSITION('\' IN w___event_id) = 0 THEN SUBSTRING(w___event_id FROM 3 FOR CHAR_LENGTH(w___event_id) - 4) ELSE JSON_VALUE(w___event_id, '$[0]') END ELSE SUBSTRING(w___event_id FROM 2 FOR CHAR_LENGTH(w___event_id) - 2) END AS v_event_id,
-    CASE WHEN (w___event_time IS NULL OR w___event_time = '[null]') OR NOT REGEXP(w___event_time, '^\[-?[0-9]+\]$') THEN NULL ELSE CASE WHEN TRY_CAST(SUBSTRING(w___event_time FROM 2 FOR CHAR_LENGTH(w___event_time) - 2) AS BIGINT) BETWEEN 0 AND 253402300799999 THEN TO_TIMESTAMP_LTZ(TRY_CAST(SUBSTRING(w___event_time FROM 2 FOR CHAR_LENGTH(w___event_time) - 2) AS BIGINT), 3) END END AS v_event_at,
-    CASE WHEN (w_device_id IS NULL OR w_device_id = '[null]') OR NOT w_device_id LIKE '["%' THEN NULL ELSE CASE WHEN POSITION('\' IN w_device_id) = 0 THEN SUBSTRING(w_device_id FROM 3 FOR CHAR_LENGTH(w_device_id) - 4) ELSE JSON_VALUE(w_device_id, '$[0]') END END AS v_device_id,
-    CASE WHEN (w_temperature_c IS NULL OR w_temperature_c = '[null]') OR NOT REGEXP(w_temperature_c, '^\[-?[0-9]') THEN NULL ELSE TRY_CAST(SUBSTRING(w_temperature_c FROM 2 FOR CHAR_LENGTH(w_temperature_c) - 2) AS DOUBLE) END AS v_temperature_c,
-    CASE WHEN (w_humidity_pct IS NULL OR w_humidity_pct = '[null]') OR NOT REGEXP(w_humidity_pct, '^\[-?[0-9]+\]$') THEN NULL ELSE TRY_CAST(SUBSTRING(w_humidity_pct FROM 2 FOR CHAR_LENGTH(w_humidity_pct) - 2) AS BIGINT) END AS v_humidity_pct,
-    CASE WHEN (w_battery_ok IS NULL OR w_battery_ok = '[null]') OR NOT w_battery_ok IN ('[true]', '[false]') THEN NULL ELSE w_battery_ok = '[true]' END AS v_battery_ok,
-    CASE WHEN (w_status IS NULL OR w_status = '[null]') OR NOT w_status LIKE '["%' THEN NULL ELSE CASE WHEN POSITION('\' IN w_status) = 0 THEN SUBSTRING(w_status FROM 3 FOR CHAR_LENGTH(w_status) - 4) ELSE JSON_VALUE(w_status, '$[0]') END END AS v_status,
-    CASE WHEN (w_location__lat IS NULL OR w_location__lat = '[null]') OR NOT REGEXP(w_location__lat, '^\[-?[0-9]') THEN NULL ELSE TRY_CAST(SUBSTRING(w_location__lat FROM 2 FOR CHAR_LENGTH(w_location__lat) - 2) AS DOUBLE) END AS v_location__lat,
-    CASE WHEN (w_location__lon IS NULL OR w_location__lon = '[null]') OR NOT REGEXP(w_location__lon, '^\[-?[0-9]') THEN NULL ELSE TRY_CAST(SUBSTRING(w_location__lon FROM 2 FOR CHAR_LENGTH(w_location__lon) - 2) AS DOUBLE) END AS v_location__lon,
-    CASE WHEN (w_tags IS NULL OR w_tags = '[null]') OR NOT w_tags LIKE '[[%' THEN NULL ELSE JSON_QUERY(w_tags, '$[0]' RETURNING ARRAY<STRING>) END AS v_tags,
-    CASE WHEN (w_technician_email IS NULL OR w_technician_email = '[null]') OR NOT w_technician_email LIKE '["%' THEN NULL ELSE CASE WHEN POSITION('\' IN w_technician_email) = 0 THEN SUBSTRING(w_technician_email FROM 3 FOR CHAR_LENGTH(w_technician_email) - 4) ELSE JSON_VALUE(w_technician_email, '$[0]') END END AS v_technician_email
-FROM silver_fields_device_telemetry;
-
+-- The routed events of this type: silver_validate checked their fields (field_reasons) and typed
+-- them into typed_device_telemetry.
 CREATE TEMPORARY VIEW silver_checked_device_telemetry AS
-SELECT *,
-    CONCAT_WS(',',
-        CASE WHEN (w___event_id IS NULL OR w___event_id = '[null]') THEN 'missing_field:event_id' WHEN NOT (w___event_id LIKE '["%' OR REGEXP(w___event_id, '^\[-?[0-9]+\]$')) THEN 'wrong_type:event_id' WHEN CHAR_LENGTH(v_event_id) NOT BETWEEN 1 AND 256 THEN 'out_of_range:event_id' END,
-        CASE WHEN (w___event_time IS NULL OR w___event_time = '[null]') THEN 'missing_field:event_time' WHEN v_event_at IS NULL THEN 'event_time_unparseable' WHEN v_event_at > ingest_at + INTERVAL '0 00:05:00.000' DAY TO SECOND THEN 'event_time_in_future' END,
-        CASE WHEN (w_device_id IS NULL OR w_device_id = '[null]') THEN 'missing_field:device_id' WHEN NOT w_device_id LIKE '["%' THEN 'wrong_type:device_id' WHEN NOT REGEXP(v_device_id, '^(?:^dev-[0-9]{1,6}$)$') THEN 'pattern_mismatch:device_id' END,
-        CASE WHEN (w_temperature_c IS NULL OR w_temperature_c = '[null]') THEN 'missing_field:temperature_c' WHEN NOT REGEXP(w_temperature_c, '^\[-?[0-9]') THEN 'wrong_type:temperature_c' WHEN v_temperature_c IS NULL OR v_temperature_c < -80 OR v_temperature_c > 150 THEN 'out_of_range:temperature_c' END,
-        CASE WHEN (w_humidity_pct IS NULL OR w_humidity_pct = '[null]') THEN NULL WHEN NOT REGEXP(w_humidity_pct, '^\[-?[0-9]+\]$') THEN 'wrong_type:humidity_pct' WHEN v_humidity_pct IS NULL OR v_humidity_pct < 0 OR v_humidity_pct > 100 THEN 'out_of_range:humidity_pct' END,
-        CASE WHEN (w_battery_ok IS NULL OR w_battery_ok = '[null]') THEN NULL WHEN NOT w_battery_ok IN ('[true]', '[false]') THEN 'wrong_type:battery_ok' END,
-        CASE WHEN (w_status IS NULL OR w_status = '[null]') THEN NULL WHEN NOT w_status LIKE '["%' THEN 'wrong_type:status' WHEN v_status NOT IN ('ok', 'degraded', 'failed') THEN 'invalid_enum:status' END,
-        CASE WHEN (w_location IS NULL OR w_location = '[null]') THEN NULL WHEN NOT w_location LIKE '[{%' THEN 'wrong_type:location' END,
-        CASE WHEN (w_location IS NULL OR w_location = '[null]') OR NOT w_location LIKE '[{%' THEN NULL ELSE CASE WHEN (w_location__lat IS NULL OR w_location__lat = '[null]') THEN 'missing_field:location.lat' WHEN NOT REGEXP(w_location__lat, '^\[-?[0-9]') THEN 'wrong_type:location.lat' WHEN v_location__lat IS NULL OR v_location__lat < -90 OR v_location__lat > 90 THEN 'out_of_range:location.lat' END END,
-        CASE WHEN (w_location IS NULL OR w_location = '[null]') OR NOT w_location LIKE '[{%' THEN NULL ELSE CASE WHEN (w_location__lon IS NULL OR w_location__lon = '[null]') THEN 'missing_field:location.lon' WHEN NOT REGEXP(w_location__lon, '^\[-?[0-9]') THEN 'wrong_type:location.lon' WHEN v_location__lon IS NULL OR v_location__lon < -180 OR v_location__lon > 180 THEN 'out_of_range:location.lon' END END,
-        CASE WHEN (w_tags IS NULL OR w_tags = '[null]') THEN NULL WHEN NOT w_tags LIKE '[[%' THEN 'wrong_type:tags' WHEN v_tags IS NULL THEN 'wrong_type:tags' END,
-        CASE WHEN (w_technician_email IS NULL OR w_technician_email = '[null]') THEN NULL WHEN NOT w_technician_email LIKE '["%' THEN 'wrong_type:technician_email' END
-    ) AS field_reasons
-FROM silver_typed_device_telemetry;
+SELECT * FROM bronze_timed
+WHERE route_reason IS NULL AND event_type = 'device_telemetry';
 
 CREATE TEMPORARY TABLE silver_device_telemetry (
     tenant_id         STRING,
@@ -919,90 +809,53 @@ CREATE TEMPORARY TABLE silver_device_telemetry (
 
 -- Field rejects, as received: silver.sql's dlq_rejects joins them and bounds every DLQ row.
 CREATE TEMPORARY VIEW dlq_rows_device_telemetry AS
-SELECT topic_tenant, event_type, schema_version, SPLIT(field_reasons, ','), w_tenant,
+SELECT topic_tenant, event_type, schema_version, field_reasons, claimed_tenant,
        source_topic, source_partition, source_offset, ingest_at, raw_key, source_headers,
        raw_value, record_bytes, CAST(proc_at AS TIMESTAMP_LTZ(3))
 FROM silver_checked_device_telemetry
-WHERE field_reasons <> '';
+WHERE field_reasons IS NOT NULL;
 
 -- Deduplicate on (tenant_id, event_id), keeping the first arrival; state lives for the dedup
 -- horizon (1h, wall-clock: table.exec.state.ttl).
 CREATE TEMPORARY VIEW silver_deduped_device_telemetry AS
 SELECT * FROM (
-    SELECT *, ROW_NUMBER() OVER (PARTITION BY tenant_id, v_event_id ORDER BY proc_at) AS arrival_rank
+    SELECT *, ROW_NUMBER() OVER (PARTITION BY tenant_id, event_id ORDER BY proc_at) AS arrival_rank
     FROM silver_checked_device_telemetry
-    WHERE field_reasons = ''
+    WHERE field_reasons IS NULL
 )
 WHERE arrival_rank = 1;
 
 INSERT INTO silver_device_telemetry
-SELECT tenant_id, event_type, schema_version, v_event_id, v_event_at,
-       v_device_id AS `device_id`,
-       v_temperature_c AS `temperature_c`,
-       CAST(v_humidity_pct AS INT) AS `humidity_pct`,
-       v_battery_ok AS `battery_ok`,
-       v_status AS `status`,
-       CASE WHEN (w_location IS NULL OR w_location = '[null]') OR NOT w_location LIKE '[{%' THEN NULL ELSE CAST(ROW(v_location__lat, v_location__lon) AS ROW<`lat` DOUBLE, `lon` DOUBLE>) END AS `location`,
-       v_tags AS `tags`,
-       CASE WHEN CHAR_LENGTH(v_technician_email) <= 4 THEN REPEAT('*', CHAR_LENGTH(v_technician_email)) ELSE CONCAT(REPEAT('*', CHAR_LENGTH(v_technician_email) - 4), RIGHT(v_technician_email, 4)) END AS `technician_email`,
+SELECT tenant_id, event_type, schema_version, event_id, event_at,
+       `typed_device_telemetry`.`device_id` AS `device_id`,
+       `typed_device_telemetry`.`temperature_c` AS `temperature_c`,
+       `typed_device_telemetry`.`humidity_pct` AS `humidity_pct`,
+       `typed_device_telemetry`.`battery_ok` AS `battery_ok`,
+       `typed_device_telemetry`.`status` AS `status`,
+       `typed_device_telemetry`.`location` AS `location`,
+       `typed_device_telemetry`.`tags` AS `tags`,
+       CASE WHEN CHAR_LENGTH(`typed_device_telemetry`.`technician_email`) <= 4 THEN REPEAT('*', CHAR_LENGTH(`typed_device_telemetry`.`technician_email`)) ELSE CONCAT(REPEAT('*', CHAR_LENGTH(`typed_device_telemetry`.`technician_email`) - 4), RIGHT(`typed_device_telemetry`.`technician_email`, 4)) END AS `technician_email`,
        source_topic, source_partition, source_offset, ingest_at,
        partition_watermark_at, CURRENT_WATERMARK(event_clock_at)
 FROM silver_deduped_device_telemetry;
 
 CREATE TEMPORARY VIEW audit_rows_device_telemetry AS
 SELECT ingest_window_ms, topic_tenant, 'device_telemetry',
-       CASE WHEN field_reasons = '' THEN 'valid' ELSE 'dlq' END
+       CASE WHEN field_reasons IS NULL THEN 'valid' ELSE 'dlq' END
 FROM silver_checked_device_telemetry
 UNION ALL
 SELECT ingest_window_ms, topic_tenant, 'device_telemetry', 'silver'
 FROM silver_deduped_device_telemetry;
 
 
--- Purpose: one event type's field checks, typed values, DLQ rows, deduplicated Silver rows and audit counts (rendered into silver.sql once per event type; its DLQ and audit rows join silver.sql's single INSERT into each).
+-- Purpose: one event type's field rejects, PII-handled typed values, deduplicated Silver rows and audit counts (rendered into silver.sql once per event type; its DLQ and audit rows join silver.sql's single INSERT into each).
 
 -- ===== event type orders =====
--- Each declared field's JSON path is parsed once (materialised by UNNEST), as a wrapped JSON
--- text: ["text"], [12], [true], [{...}], [[...]], [null], or NULL when the key is absent.
-CREATE TEMPORARY VIEW silver_fields_orders AS
-SELECT r.*, f.*
-FROM bronze_timed AS r
-CROSS JOIN UNNEST(ARRAY[ROW(
-    JSON_QUERY(r.line, '$.order_id' WITH UNCONDITIONAL ARRAY WRAPPER),
-    JSON_QUERY(r.line, '$.placed_at' WITH UNCONDITIONAL ARRAY WRAPPER),
-    JSON_QUERY(r.line, '$.customer_id' WITH UNCONDITIONAL ARRAY WRAPPER),
-    JSON_QUERY(r.line, '$.amount_cents' WITH UNCONDITIONAL ARRAY WRAPPER),
-    JSON_QUERY(r.line, '$.currency' WITH UNCONDITIONAL ARRAY WRAPPER),
-    JSON_QUERY(r.line, '$.customer_email' WITH UNCONDITIONAL ARRAY WRAPPER),
-    JSON_QUERY(r.line, '$.channel' WITH UNCONDITIONAL ARRAY WRAPPER),
-    JSON_QUERY(r.line, '$.coupon_code' WITH UNCONDITIONAL ARRAY WRAPPER)
-)]) AS f(w___event_id, w___event_time, w_customer_id, w_amount_cents, w_currency, w_customer_email, w_channel, w_coupon_code)
-WHERE r.route_reason IS NULL AND r.event_type = 'orders';
-
-CREATE TEMPORARY VIEW silver_typed_orders AS
-SELECT *,
-    CASE WHEN (w___event_id IS NULL OR w___event_id = '[null]') OR NOT (w___event_id LIKE '["%' OR REGEXP(w___event_id, '^\[-?[0-9]+\]$')) THEN NULL WHEN w___event_id LIKE '["%' THEN CASE WHEN POSITION('\' IN w___event_id) = 0 THEN SUBSTRING(w___event_id FROM 3 FOR CHAR_LENGTH(w___event_id) - 4) ELSE JSON_VALUE(w___event_id, '$[0]') END ELSE SUBSTRING(w___event_id FROM 2 FOR CHAR_LENGTH(w___event_id) - 2) END AS v_event_id,
-    CASE WHEN (w___event_time IS NULL OR w___event_time = '[null]') OR NOT w___event_time LIKE '["%' THEN NULL ELSE CASE WHEN REGEXP(w___event_time, '^\["[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,3})?Z"\]$') THEN CAST(TO_TIMESTAMP(REPLACE(REPLACE(CASE WHEN POSITION('\' IN w___event_time) = 0 THEN SUBSTRING(w___event_time FROM 3 FOR CHAR_LENGTH(w___event_time) - 4) ELSE JSON_VALUE(w___event_time, '$[0]') END, 'T', ' '), 'Z', '')) AS TIMESTAMP_LTZ(3)) END END AS v_event_at,
-    CASE WHEN (w_customer_id IS NULL OR w_customer_id = '[null]') OR NOT w_customer_id LIKE '["%' THEN NULL ELSE CASE WHEN POSITION('\' IN w_customer_id) = 0 THEN SUBSTRING(w_customer_id FROM 3 FOR CHAR_LENGTH(w_customer_id) - 4) ELSE JSON_VALUE(w_customer_id, '$[0]') END END AS v_customer_id,
-    CASE WHEN (w_amount_cents IS NULL OR w_amount_cents = '[null]') OR NOT REGEXP(w_amount_cents, '^\[-?[0-9]+\]$') THEN NULL ELSE TRY_CAST(SUBSTRING(w_amount_cents FROM 2 FOR CHAR_LENGTH(w_amount_cents) - 2) AS BIGINT) END AS v_amount_cents,
-    CASE WHEN (w_currency IS NULL OR w_currency = '[null]') OR NOT w_currency LIKE '["%' THEN NULL ELSE CASE WHEN POSITION('\' IN w_currency) = 0 THEN SUBSTRING(w_currency FROM 3 FOR CHAR_LENGTH(w_currency) - 4) ELSE JSON_VALUE(w_currency, '$[0]') END END AS v_currency,
-    CASE WHEN (w_customer_email IS NULL OR w_customer_email = '[null]') OR NOT w_customer_email LIKE '["%' THEN NULL ELSE CASE WHEN POSITION('\' IN w_customer_email) = 0 THEN SUBSTRING(w_customer_email FROM 3 FOR CHAR_LENGTH(w_customer_email) - 4) ELSE JSON_VALUE(w_customer_email, '$[0]') END END AS v_customer_email,
-    CASE WHEN schema_version IN (2) THEN CASE WHEN (w_channel IS NULL OR w_channel = '[null]') OR NOT w_channel LIKE '["%' THEN NULL ELSE CASE WHEN POSITION('\' IN w_channel) = 0 THEN SUBSTRING(w_channel FROM 3 FOR CHAR_LENGTH(w_channel) - 4) ELSE JSON_VALUE(w_channel, '$[0]') END END ELSE NULL END AS v_channel,
-    CASE WHEN schema_version IN (2) THEN CASE WHEN (w_coupon_code IS NULL OR w_coupon_code = '[null]') OR NOT w_coupon_code LIKE '["%' THEN NULL ELSE CASE WHEN POSITION('\' IN w_coupon_code) = 0 THEN SUBSTRING(w_coupon_code FROM 3 FOR CHAR_LENGTH(w_coupon_code) - 4) ELSE JSON_VALUE(w_coupon_code, '$[0]') END END ELSE NULL END AS v_coupon_code
-FROM silver_fields_orders;
-
+-- The routed events of this type: silver_validate checked their fields (field_reasons) and typed
+-- them into typed_orders.
 CREATE TEMPORARY VIEW silver_checked_orders AS
-SELECT *,
-    CONCAT_WS(',',
-        CASE WHEN (w___event_id IS NULL OR w___event_id = '[null]') THEN 'missing_field:order_id' WHEN NOT (w___event_id LIKE '["%' OR REGEXP(w___event_id, '^\[-?[0-9]+\]$')) THEN 'wrong_type:order_id' WHEN CHAR_LENGTH(v_event_id) NOT BETWEEN 1 AND 256 THEN 'out_of_range:order_id' END,
-        CASE WHEN (w___event_time IS NULL OR w___event_time = '[null]') THEN 'missing_field:placed_at' WHEN v_event_at IS NULL THEN 'event_time_unparseable' WHEN v_event_at > ingest_at + INTERVAL '0 00:05:00.000' DAY TO SECOND THEN 'event_time_in_future' END,
-        CASE WHEN (w_customer_id IS NULL OR w_customer_id = '[null]') THEN 'missing_field:customer_id' WHEN NOT w_customer_id LIKE '["%' THEN 'wrong_type:customer_id' END,
-        CASE WHEN (w_amount_cents IS NULL OR w_amount_cents = '[null]') THEN 'missing_field:amount_cents' WHEN NOT REGEXP(w_amount_cents, '^\[-?[0-9]+\]$') THEN 'wrong_type:amount_cents' WHEN v_amount_cents IS NULL OR v_amount_cents < 0 OR v_amount_cents > 100000000 THEN 'out_of_range:amount_cents' END,
-        CASE WHEN (w_currency IS NULL OR w_currency = '[null]') THEN 'missing_field:currency' WHEN NOT w_currency LIKE '["%' THEN 'wrong_type:currency' WHEN v_currency NOT IN ('EUR', 'USD', 'GBP') THEN 'invalid_enum:currency' END,
-        CASE WHEN (w_customer_email IS NULL OR w_customer_email = '[null]') THEN NULL WHEN NOT w_customer_email LIKE '["%' THEN 'wrong_type:customer_email' END,
-        CASE WHEN schema_version IN (2) THEN CASE WHEN (w_channel IS NULL OR w_channel = '[null]') THEN 'missing_field:channel' WHEN NOT w_channel LIKE '["%' THEN 'wrong_type:channel' WHEN v_channel NOT IN ('web', 'store', 'app') THEN 'invalid_enum:channel' END ELSE NULL END,
-        CASE WHEN schema_version IN (2) THEN CASE WHEN (w_coupon_code IS NULL OR w_coupon_code = '[null]') THEN NULL WHEN NOT w_coupon_code LIKE '["%' THEN 'wrong_type:coupon_code' WHEN CHAR_LENGTH(v_coupon_code) > 32 THEN 'out_of_range:coupon_code' WHEN NOT REGEXP(v_coupon_code, '^(?:^[A-Z0-9-]+$)$') THEN 'pattern_mismatch:coupon_code' END ELSE NULL END
-    ) AS field_reasons
-FROM silver_typed_orders;
+SELECT * FROM bronze_timed
+WHERE route_reason IS NULL AND event_type = 'orders';
 
 CREATE TEMPORARY TABLE silver_orders (
     tenant_id         STRING,
@@ -1045,36 +898,36 @@ CREATE TEMPORARY TABLE silver_orders (
 
 -- Field rejects, as received: silver.sql's dlq_rejects joins them and bounds every DLQ row.
 CREATE TEMPORARY VIEW dlq_rows_orders AS
-SELECT topic_tenant, event_type, schema_version, SPLIT(field_reasons, ','), w_tenant,
+SELECT topic_tenant, event_type, schema_version, field_reasons, claimed_tenant,
        source_topic, source_partition, source_offset, ingest_at, raw_key, source_headers,
        raw_value, record_bytes, CAST(proc_at AS TIMESTAMP_LTZ(3))
 FROM silver_checked_orders
-WHERE field_reasons <> '';
+WHERE field_reasons IS NOT NULL;
 
 -- Deduplicate on (tenant_id, event_id), keeping the first arrival; state lives for the dedup
 -- horizon (1h, wall-clock: table.exec.state.ttl).
 CREATE TEMPORARY VIEW silver_deduped_orders AS
 SELECT * FROM (
-    SELECT *, ROW_NUMBER() OVER (PARTITION BY tenant_id, v_event_id ORDER BY proc_at) AS arrival_rank
+    SELECT *, ROW_NUMBER() OVER (PARTITION BY tenant_id, event_id ORDER BY proc_at) AS arrival_rank
     FROM silver_checked_orders
-    WHERE field_reasons = ''
+    WHERE field_reasons IS NULL
 )
 WHERE arrival_rank = 1;
 
 INSERT INTO silver_orders
-SELECT tenant_id, event_type, schema_version, v_event_id, v_event_at,
-       CASE WHEN v_customer_id IS NOT NULL THEN SHA256(CONCAT('<redacted ${env:STREAMLAKE_PII_HASH_KEY}>', '|', v_customer_id)) END AS `customer_id`,
-       v_amount_cents AS `amount_cents`,
-       v_currency AS `currency`,
-       v_channel AS `channel`,
-       v_coupon_code AS `coupon_code`,
+SELECT tenant_id, event_type, schema_version, event_id, event_at,
+       CASE WHEN `typed_orders`.`customer_id` IS NOT NULL THEN SHA256(CONCAT('<redacted ${env:STREAMLAKE_PII_HASH_KEY}>', '|', `typed_orders`.`customer_id`)) END AS `customer_id`,
+       `typed_orders`.`amount_cents` AS `amount_cents`,
+       `typed_orders`.`currency` AS `currency`,
+       `typed_orders`.`channel` AS `channel`,
+       `typed_orders`.`coupon_code` AS `coupon_code`,
        source_topic, source_partition, source_offset, ingest_at,
        partition_watermark_at, CURRENT_WATERMARK(event_clock_at)
 FROM silver_deduped_orders;
 
 CREATE TEMPORARY VIEW audit_rows_orders AS
 SELECT ingest_window_ms, topic_tenant, 'orders',
-       CASE WHEN field_reasons = '' THEN 'valid' ELSE 'dlq' END
+       CASE WHEN field_reasons IS NULL THEN 'valid' ELSE 'dlq' END
 FROM silver_checked_orders
 UNION ALL
 SELECT ingest_window_ms, topic_tenant, 'orders', 'silver'
@@ -1083,17 +936,17 @@ FROM silver_deduped_orders;
 
 -- Every reject, as received (each event type's field rejects join through UNION ALL).
 CREATE TEMPORARY VIEW dlq_rejects AS
-SELECT topic_tenant, event_type, schema_version, ARRAY[route_reason] AS reason_codes, w_tenant,
-       source_topic, source_partition, source_offset, ingest_at, raw_key, source_headers,
-       raw_value, record_bytes, CAST(proc_at AS TIMESTAMP_LTZ(3)) AS detected_at
+SELECT topic_tenant, event_type, schema_version, ARRAY[route_reason] AS reason_codes,
+       claimed_tenant, source_topic, source_partition, source_offset, ingest_at, raw_key,
+       source_headers, raw_value, record_bytes, CAST(proc_at AS TIMESTAMP_LTZ(3)) AS detected_at
 FROM bronze_routed
 WHERE route_reason IS NOT NULL
 UNION ALL SELECT * FROM dlq_rows_device_telemetry
 UNION ALL SELECT * FROM dlq_rows_orders;
 
--- Sizes of the key and of the headers as JSON (the form the DLQ row carries them in), measured
--- like record_bytes; UNNEST materialises each base64 text once. Only rejects pay for this and
--- for the hash below.
+-- Sizes of the key and of the headers as JSON (the form the DLQ row carries them in). Flink SQL
+-- has no byte length for BYTES: base64 has 4 characters per 3 bytes, less its padding; UNNEST
+-- materialises each base64 text once. Only rejects pay for this and for the hash below.
 CREATE TEMPORARY VIEW dlq_measured AS
 SELECT r.*,
     CHAR_LENGTH(m.key_b64) / 4 * 3
@@ -1110,7 +963,7 @@ CROSS JOIN UNNEST(ARRAY[ROW(
 -- prefix would fence each other. Bounded by construction: CAST to VARBINARY(n) keeps the first
 -- n bytes; the claimed tenant is cut to 256 characters.
 INSERT INTO dlq_events
-SELECT topic_tenant, event_type, schema_version, reason_codes, LEFT(w_tenant, 256),
+SELECT topic_tenant, event_type, schema_version, reason_codes, LEFT(claimed_tenant, 256),
        source_topic, source_partition, source_offset, ingest_at,
        CAST(raw_key AS VARBINARY(1024)), CAST(key_bytes AS BIGINT),
        CASE WHEN headers_bytes <= 8192 THEN MAP_ENTRIES(source_headers) END,

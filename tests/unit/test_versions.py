@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import tomllib
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 from jobs import paths
 
 NS = {"m": "http://maven.apache.org/POM/4.0.0"}
 
 
-def pom_props() -> dict[str, str]:
-    root = ET.parse(paths.POM).getroot()  # noqa: S314 (our own pom)
+def pom_props(pom: Path = paths.POM) -> dict[str, str]:
+    root = ET.parse(pom).getroot()  # noqa: S314 (our own pom)
     props = root.find("m:properties", NS)
     assert props is not None
     return {el.tag.split("}")[1]: (el.text or "") for el in props}
@@ -44,3 +45,9 @@ def test_resolved_jars_are_the_pinned_ones() -> None:
     # Provided by the wheel rather than resolved: the Prometheus reporter plugin.
     plugin = paths.pyflink_home() / "plugins" / "metrics-prometheus"
     assert (plugin / f"flink-metrics-prometheus-{props['flink.version']}.jar").exists()
+
+
+def test_udfs_are_built_against_the_pinned_flink() -> None:
+    """udfs/pom.xml compiles silver_validate against Flink (provided): the same version."""
+    udfs = pom_props(paths.REPO / "udfs" / "pom.xml")
+    assert udfs["flink.version"] == pom_props()["flink.version"]
