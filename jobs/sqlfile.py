@@ -102,6 +102,12 @@ def is_create_table(stmt: str) -> bool:
     return bool(re.match(r"CREATE\s+(TEMPORARY\s+)?TABLE\b", _code(stmt), re.IGNORECASE))
 
 
+def is_create_function(stmt: str) -> bool:
+    return bool(
+        re.match(r"CREATE\s+(TEMPORARY\s+)?(SYSTEM\s+)?FUNCTION\b", _code(stmt), re.IGNORECASE)
+    )
+
+
 _TEMPORARY_VIEW = re.compile(
     r"CREATE\s+TEMPORARY\s+VIEW\s+(`?[A-Za-z_][A-Za-z0-9_]*`?)\s+AS\s+(.*)\Z",
     re.IGNORECASE | re.DOTALL,
