@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import time
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
@@ -35,6 +36,15 @@ RULES = {
     "device_degraded_then_failed",
     "device_no_readings",
 }
+
+
+def seeded_stream(seed: int, n: int) -> dict[str, Any]:
+    """The catch-up stream ending three hours ago, its flush records (sent after the data) and
+    what the oracle expects of both."""
+    end = (int(time.time() * 1000) - 3 * cs.HOUR) // 60_000 * 60_000
+    recs = cs.generate(seed, n, end)
+    flush = cs.flush(end, FLUSH_1_MS, 10**7) + cs.flush(end, FLUSH_2_MS, 2 * 10**7)
+    return {"end": end, "recs": recs, "flush": flush, "want": cs.expect(recs + flush)}
 
 
 def private_conf(tmp_path: Path, uid: str) -> SilverConf:

@@ -68,10 +68,7 @@ def audit_read(bootstrap: str, sc: SilverConf) -> int:
 
 @pytest.fixture(scope="module")
 def stream() -> dict[str, Any]:
-    end = (int(time.time() * 1000) - 3 * cs.HOUR) // 60_000 * 60_000
-    recs = cs.generate(SEED, N_EVENTS, end)
-    flush = cs.flush(end, pc.FLUSH_1_MS, 10**7) + cs.flush(end, pc.FLUSH_2_MS, 2 * 10**7)
-    return {"end": end, "recs": recs, "flush": flush, "want": cs.expect(recs + flush)}
+    return pc.seeded_stream(SEED, N_EVENTS)
 
 
 def test_a_backlog_gives_what_the_oracle_says(

@@ -42,7 +42,7 @@ from jobs import catalog, lake, stack
 from tests import catchup_stream as cs
 from tests import pipeline_checks as pc
 from tests.conftest import SilverConf
-from tests.integration.test_catchup import interleaved, send
+from tests.integration.test_catchup import audit_read, interleaved, send
 from tests.private_stack import PrivateStack, private_stack, wait_until
 
 N_EVENTS = 100_000
@@ -66,10 +66,7 @@ class Kill:
 
 @pytest.fixture(scope="module")
 def stream() -> dict[str, Any]:
-    end = (int(time.time() * 1000) - 3 * cs.HOUR) // 60_000 * 60_000
-    recs = cs.generate(SEED, N_EVENTS, end)
-    flush = cs.flush(end, pc.FLUSH_1_MS, 10**7) + cs.flush(end, pc.FLUSH_2_MS, 2 * 10**7)
-    return {"end": end, "recs": recs, "flush": flush, "want": cs.expect(recs + flush)}
+    return pc.seeded_stream(SEED, N_EVENTS)
 
 
 @pytest.fixture(scope="module")
@@ -322,11 +319,6 @@ def send_all(
             time.sleep(CHUNK_PAUSE_S)
     except BaseException as e:  # re-raised in the test's thread
         errors.append(e)
-
-
-def audit_read(bootstrap: str, sc: SilverConf) -> int:
-    rows = kafka.read_committed_latest_json(bootstrap, sc.audit, f"r-{time.monotonic()}")
-    return sum(r["count_records"] for r in rows if r["metric"] == "read")
 
 
 # -- the test -------------------------------------------------------------------------------------
