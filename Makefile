@@ -10,7 +10,7 @@ JARS_STAMP  := $(STACK)/jars/.resolved
 VENV_STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: help setup venv jars azurite up down status topics plan submit run sql demo test bench lint clean
+.PHONY: help setup venv jars azurite up down status topics plan submit run sql demo test chaos bench lint clean
 
 help: ## show this help
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -80,7 +80,10 @@ demo: setup ## run the pipeline end to end on the local stack and check the resu
 
 test: setup ## unit, job (local executor + real broker) and integration (real cluster) tests
 	$(PY) -m jobs up
-	STREAMLAKE_PII_HASH_KEY=$(DEMO_PII_KEY) $(PY) -m pytest $(PYTEST_ARGS)
+	STREAMLAKE_PII_HASH_KEY=$(DEMO_PII_KEY) $(PY) -m pytest -m "not chaos" $(PYTEST_ARGS)
+
+chaos: setup ## the chaos test: kills under a running pipeline, Delta against the oracle (~8 min)
+	STREAMLAKE_PII_HASH_KEY=$(DEMO_PII_KEY) $(PY) -m pytest -m chaos -s $(PYTEST_ARGS)
 
 # The benchmark's peer (PySpark Structured Streaming + Delta), in its own virtualenv: it is measured,
 # never imported by the pipeline. Its Kafka and Delta jars come from Maven Central at first start.

@@ -45,6 +45,9 @@ from tests.conftest import SilverConf
 from tests.integration.test_catchup import audit_read, interleaved, send
 from tests.private_stack import PrivateStack, private_stack, wait_until
 
+# `make chaos`, not `make test`: it failed 1 of 4 runs on a quiet machine (issue #11 stays open).
+pytestmark = pytest.mark.chaos
+
 N_EVENTS = 100_000
 SEED = 20261202
 TM_KILLS = 5
