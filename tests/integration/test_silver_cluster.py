@@ -12,9 +12,9 @@ import polars as pl
 from connectors import kafka
 from connectors.delta_loader import Loader
 from jobs import lake, settings, stack, submit
-from tests import silver_corpus
 from tests.conftest import SilverConf
 from tests.job.test_silver_corpus import create_topics, read, send
+from tests.support import silver_corpus
 
 
 def test_silver_on_the_cluster_then_into_delta(

@@ -1,6 +1,6 @@
 """The Gold job on the local executor and the real broker: every window kind and rule kind on
 hand-timed rows (out of order, late, revised, idle partition), and seeded random rows checked
-against an independent oracle (tests/gold_oracle.py) at parallelism 1 and 2."""
+against an independent oracle (tests/oracles/gold.py) at parallelism 1 and 2."""
 
 from __future__ import annotations
 
@@ -17,9 +17,13 @@ import yaml
 
 from connectors import kafka
 from jobs import catalog, flinkenv, settings
-from tests import gold_oracle as oracle
 from tests.conftest import SilverConf, make_silver_conf
+from tests.oracles import gold as oracle
+from tests.support.timefmt import duration_ms
+from tests.support.timefmt import from_iso as from_iso
+from tests.support.timefmt import iso as iso
 
+_ms = duration_ms  # the name tests/pipeline_checks.py imports
 BOUND_MS = 5_000  # device_telemetry's max_out_of_orderness
 T0 = 1_795_000_000_000 - 1_795_000_000_000 % 60_000  # a minute boundary in 2026
 
@@ -98,17 +102,6 @@ def oracle_aggregate(name: str) -> oracle.Aggregate:
     )
 
 
-def _ms(d: str) -> int:
-    for unit, f in (("ms", 1), ("min", 60_000), ("s", 1000), ("h", 3_600_000), ("d", 86_400_000)):
-        if d.endswith(unit):
-            return int(d[: -len(unit)]) * f
-    raise ValueError(d)
-
-
-def iso(ms: int) -> str:
-    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-
-
 def alert_row(a: dict[str, Any]) -> tuple[Any, ...]:
     """An alert as the oracle gives it, with its rule: (rule, tenant, key, first ms, last ms)."""
     return (
@@ -118,12 +111,6 @@ def alert_row(a: dict[str, Any]) -> tuple[Any, ...]:
         from_iso(a["first_event_at"]),
         from_iso(a["last_event_at"]),
     )
-
-
-def from_iso(s: str) -> int:
-    s = s.rstrip("Z")
-    d = dt.datetime.fromisoformat(s).replace(tzinfo=dt.UTC)
-    return int(d.timestamp() * 1000)
 
 
 class GoldConf:
