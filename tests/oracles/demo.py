@@ -21,6 +21,7 @@ import yaml
 
 from tests.oracles import anomaly
 from tests.oracles import gold as oracle
+from tests.oracles.gold import aggregates as aggregates  # what the demo compares by
 from tests.support.timefmt import duration_ms, from_iso
 
 Row = dict[str, Any]
@@ -84,27 +85,6 @@ def silver_rows(
                 ).hexdigest()
             row["_seq"] = len(out[et])
             out[et].append(row)
-    return out
-
-
-def aggregates(conf: Path) -> dict[str, tuple[str, oracle.Aggregate]]:
-    """Each Gold aggregate of conf/gold/, as the oracle models it: name -> (event type, model)."""
-    out = {}
-    for f in sorted((conf / "gold").glob("*.yaml")):
-        a = yaml.safe_load(f.read_text())
-        lateness = a.get("allowed_lateness")
-        out[a["name"]] = (
-            a["event_type"],
-            oracle.Aggregate(
-                kind=a["window"]["kind"],
-                window={k: duration_ms(v) for k, v in a["window"].items() if k != "kind"},
-                group_by=a["group_by"],
-                measures={
-                    n: (m["fn"], m.get("field"), m.get("p")) for n, m in a["measures"].items()
-                },
-                allowed_lateness_ms=duration_ms(lateness) if lateness else None,
-            ),
-        )
     return out
 
 

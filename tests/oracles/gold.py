@@ -17,7 +17,12 @@ import operator
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+import yaml
+
+from tests.support.timefmt import duration_ms
 
 Row = dict[str, Any]
 _OPS: dict[str, Callable[[Any, Any], bool]] = {
@@ -269,3 +274,28 @@ def absence(rows: Iterable[Row], key: str, after_ms: int) -> list[tuple[Any, ...
             ts = [rs[i]["t"] for i in idx]
             out.append((tenant, str(k), min(ts), max(ts)))
     return sorted(out)
+
+
+# ---- the aggregates of a config folder -----------------------------------------------------
+
+
+def aggregates(conf: Path) -> dict[str, tuple[str, Aggregate]]:
+    """Each Gold aggregate of a config folder's gold/, as this oracle models it:
+    name -> (event type, model)."""
+    out = {}
+    for f in sorted((conf / "gold").glob("*.yaml")):
+        a = yaml.safe_load(f.read_text())
+        lateness = a.get("allowed_lateness")
+        out[a["name"]] = (
+            a["event_type"],
+            Aggregate(
+                kind=a["window"]["kind"],
+                window={k: duration_ms(v) for k, v in a["window"].items() if k != "kind"},
+                group_by=a["group_by"],
+                measures={
+                    n: (m["fn"], m.get("field"), m.get("p")) for n, m in a["measures"].items()
+                },
+                allowed_lateness_ms=duration_ms(lateness) if lateness else None,
+            ),
+        )
+    return out
