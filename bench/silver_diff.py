@@ -31,8 +31,8 @@ from typing import Any
 
 from connectors import kafka
 from jobs import catalog, paths, settings
-from tests import silver_corpus
 from tests.conftest import SilverConf, make_silver_conf
+from tests.support import silver_corpus
 
 MAX = 4096
 

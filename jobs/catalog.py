@@ -51,6 +51,9 @@ class SqlJob:
     # Topic configs every topic of the job gets when the platform creates it (the record-size
     # limit from conf/platform.yaml), under each table's own.
     topic_defaults: Mapping[str, str] = field(default_factory=dict)
+    # State TTL (ms) of each deduplicate operator, by the event type whose rows it reads: set in
+    # the compiled plan (jobs/plan_ttl.py); other stateful operators keep table.exec.state.ttl.
+    dedup_ttl_ms: Mapping[str, int] = field(default_factory=dict)
 
     def topics(self) -> list[str]:
         return sorted({t for spec in self.tables.values() for t in spec.topics})
@@ -107,11 +110,28 @@ class SqlJob:
         }
         return sqlfile.render(self.sql_file, self.params(withs, redact or query))
 
+    def compiled_plan(
+        self, t_env: Any, platform: PlatformSettings, *, bounded: bool = False
+    ) -> dict[str, Any]:
+        """The job's compiled JSON plan, as `run` executes it when it sets per-operator TTLs."""
+        from jobs import plan_ttl
+
+        self._configure(t_env)
+        stmt_set = sqlfile.statement_set(t_env, self.render(platform, bounded=bounded))
+        return plan_ttl.compiled(stmt_set, self.dedup_ttl_ms)
+
     def run(self, t_env: Any, platform: PlatformSettings, *, bounded: bool = False) -> Any:
+        if self.dedup_ttl_ms:
+            from jobs import plan_ttl
+
+            return plan_ttl.execute(t_env, self.compiled_plan(t_env, platform, bounded=bounded))
+        self._configure(t_env)
+        return sqlfile.execute(t_env, self.render(platform, bounded=bounded))
+
+    def _configure(self, t_env: Any) -> None:
         conf = t_env.get_config()
         for k, v in self.table_config.items():
             conf.set(k, v)
-        return sqlfile.execute(t_env, self.render(platform, bounded=bounded))
 
 
 def _with_params(static: Mapping[str, str]) -> ParamsFn:
@@ -197,6 +217,9 @@ def silver(conf_dir: Path) -> SqlJob:
         sql_file=compiler.SILVER_SQL,
         tables=tables,
         params=params,
+        # Each event type's dedup horizon on its own deduplicate operator; the job's TTL (the
+        # audit counts') is the longest.
+        dedup_ttl_ms=compiler.dedup_ttls_ms(reg),
         table_config={
             "table.exec.state.ttl": f"{compiler.dedup_ttl_ms(reg)} ms",
             "table.exec.source.idle-timeout": f"{registry.duration_ms(reg.silver.idle_timeout)} ms",

@@ -64,6 +64,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
         print(f"-- ===== job {job.name}: {job.sql_file.relative_to(paths.REPO)} =====")
         for k, v in job.table_config.items():
             print(f"SET '{k}' = '{v}';")
+        for et, ms in sorted(job.dedup_ttl_ms.items()):
+            print(f"-- compiled plan: the deduplicate operator of {et} keeps state {ms} ms")
         print(job.render(platform, bounded=args.bounded, redact=True))
     return 0
 

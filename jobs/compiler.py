@@ -295,6 +295,11 @@ def silver_params(
     }
 
 
+def dedup_ttls_ms(reg: Registry) -> dict[str, int]:
+    """Each event type's dedup horizon: its deduplicate operator's state TTL (wall-clock)."""
+    return {n: registry.duration_ms(et.dedup.horizon) for n, et in reg.event_types.items()}
+
+
 def dedup_ttl_ms(reg: Registry) -> int:
-    """One state TTL for the job: the longest dedup horizon (Flink's TTL is per job, wall-clock)."""
-    return max(registry.duration_ms(et.dedup.horizon) for et in reg.event_types.values())
+    """The job's state TTL (table.exec.state.ttl, the audit counts'): the longest dedup horizon."""
+    return max(dedup_ttls_ms(reg).values())

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import random
 import shutil
+import sys
 import time
 import uuid
 from collections import Counter
@@ -102,13 +104,15 @@ def _enc(e: dict[str, Any]) -> bytes:
 def silver_events(seed: int = 11, n: int = 3000, now_ms: int | None = None) -> dict[str, Any]:
     """Seeded raw events for two tenants and two event types, with bad records and duplicates.
 
-    Returns the records per tenant topic and what the Silver job must make of them.
+    Returns the records per tenant topic, what the Silver job must make of them, and per tenant
+    topic each record's fate ("silver", "duplicate" or its DLQ reason) with the event it was made
+    from (what an oracle of the later layers needs).
     """
     rng = random.Random(seed)  # noqa: S311 (seeded sample data)
     now_ms = now_ms or int(time.time() * 1000)
     out: dict[str, list[bytes]] = {"acme": [], "globex": []}
     expect: dict[str, Counter[str]] = {"acme": Counter(), "globex": Counter()}
-    sent: list[tuple[str, dict[str, Any]]] = []
+    fates: dict[str, list[tuple[str, dict[str, Any]]]] = {"acme": [], "globex": []}
     for i in range(n):
         tenant = "acme" if rng.random() < 0.7 else "globex"
         if tenant == "acme" and rng.random() < 0.6:
@@ -141,18 +145,42 @@ def silver_events(seed: int = 11, n: int = 3000, now_ms: int | None = None) -> d
         if r < 0.06:
             reason, make = rng.choice(BAD_KINDS)
             out[tenant].append(make(e))
+            fates[tenant].append((reason, e))
             expect[tenant]["dlq"] += 1
             expect[tenant][f"dlq:{reason}"] += 1
             continue
         out[tenant].append(_enc(e))
+        fates[tenant].append(("silver", e))
         expect[tenant]["silver"] += 1
-        sent.append((tenant, e))
         if r < 0.09:  # a producer retry: the same event again
             out[tenant].append(_enc(e))
+            fates[tenant].append(("duplicate", e))
             expect[tenant]["duplicates"] += 1
     for tenant in out:
         expect[tenant]["read"] = len(out[tenant])
-    return {"records": out, "expect": expect}
+    return {"records": out, "expect": expect, "fates": fates, "now_ms": now_ms}
+
+
+def placement(
+    fates: dict[str, list[tuple[str, dict[str, Any]]]], partitions: int
+) -> dict[str, list[int]]:
+    """The Bronze partition of each record of each tenant's topic: events round robin by position
+    (not librdkafka's random choice for a null key), a producer retry on its original's partition
+    as a real retry is. Each partition then holds the same records in the same order on every
+    run, and since lateness is decided per Bronze partition, so are the late rows; and a retry
+    meets the watermark its original met, whichever copy the Silver job keeps."""
+    out: dict[str, list[int]] = {}
+    for tenant, records in fates.items():
+        parts: list[int] = []
+        events = 0
+        for fate, _e in records:
+            if fate == "duplicate":
+                parts.append(parts[-1])
+            else:
+                parts.append(events % partitions)
+                events += 1
+        out[tenant] = parts
+    return out
 
 
 def run_silver(platform: PlatformSettings) -> bool:
@@ -175,16 +203,13 @@ def run_silver(platform: PlatformSettings) -> bool:
         kafka.create_topics(bootstrap, [topic], platform.kafka.default_partitions, topic_config=cfg)
     data = silver_events()
     owners = {t.tenant_id: t.topics[0] for t in reg.tenants.values()}
-    parts = platform.kafka.default_partitions
+    place = placement(data["fates"], platform.kafka.default_partitions)
     for tenant, records in data["records"].items():
-        # Round robin by position, not librdkafka's random choice for a null key: each partition
-        # then holds the same records in the same order on every run, and since lateness is
-        # decided per Bronze partition, so are the late rows.
         kafka.produce(
             bootstrap,
             owners[tenant],
             [(None, r) for r in records],
-            partition_of={i: i % parts for i in range(len(records))},
+            partition_of=dict(enumerate(place[tenant])),
         )
     total = sum(len(r) for r in data["records"].values())
     print(f"\n== Silver: produced {total} raw events to {', '.join(sorted(owners.values()))}")
@@ -235,7 +260,8 @@ def run_silver(platform: PlatformSettings) -> bool:
     if sample:
         print(f"sample silver_orders row: {json.dumps(sample)}")
     print(f"{'OK' if ok else 'FAILED'}: silver + dlq + duplicates = read, per tenant")
-    gold_want = run_gold(platform)
+    ok_gold, gold_want = run_gold(platform, data, place)
+    ok &= ok_gold
 
     # The loader lands every topic in Delta, exactly once; wait until the tables hold them all.
     print(f"\n== Delta Lake ({lake_settings.root()})")
@@ -290,12 +316,86 @@ def run_silver(platform: PlatformSettings) -> bool:
                 for k in ("source_topic", "source_partition", "source_offset", "location", "tags"):
                     shown.pop(k, None)
                 print(f"{sink.table}: " + json.dumps(shown, default=str))
-    print(f"{'OK' if ok else 'FAILED'}: every Delta table holds exactly the rows of its topic")
+    oracle = _oracle()
+    for name, (_et, agg) in oracle.aggregates(paths.CONF_DIR).items():
+        sink = next(s for s in sinks if s.table == f"gold_{name}")
+        bad = _gold_mismatch(_windows(lake.read_table(sink).to_pylist(), agg), data["gold"][name])
+        if bad:
+            ok = False
+            print(f"{sink.table} in Delta: {bad}  <-- MISMATCH")
+    print(
+        f"{'OK' if ok else 'FAILED'}: every Delta table holds exactly the rows of its topic, "
+        "Gold windows as computed from the events sent"
+    )
     return ok
 
 
-def run_gold(platform: PlatformSettings) -> dict[str, int]:
-    """Silver -> Gold windows, late rows and alerts on the cluster; rows each table must get."""
+def _oracle() -> Any:
+    """The plain-Python oracles the tests hold the jobs to (tests/oracles/, in the checkout):
+    the demo's expected Gold windows, late rows and alerts come from the events it sent."""
+    if str(paths.REPO) not in sys.path:
+        sys.path.insert(0, str(paths.REPO))
+    from tests.oracles import demo as oracle
+
+    return oracle
+
+
+def _ms(v: Any) -> int:
+    """Epoch ms of a timestamp as Kafka JSON (text, UTC) or Delta (datetime, naive = UTC) has it."""
+    d = v if isinstance(v, datetime) else datetime.fromisoformat(str(v).rstrip("Z"))
+    return int((d if d.tzinfo else d.replace(tzinfo=UTC)).timestamp() * 1000)
+
+
+def _windows(rows: Iterable[dict[str, Any]], agg: Any) -> dict[tuple[Any, ...], dict[str, Any]]:
+    """The last row per window (an upsert topic read in order, or a MERGEd table), keyed like the
+    oracle's: (tenant, keys..., window start ms, window end ms) -> measures and late_rows."""
+    out = {}
+    for r in rows:
+        key = (r["tenant_id"], *(r[g] for g in agg.group_by), _ms(r["window_start"]))
+        out[(*key, _ms(r["window_end"]))] = {m: r[m] for m in [*agg.measures, "late_rows"]}
+    return out
+
+
+def _gold_mismatch(got: dict[Any, dict[str, Any]], want: dict[Any, dict[str, Any]]) -> str:
+    """'' if every window of `want`, and no other, has every measure equal; else the first
+    difference."""
+    if set(got) != set(want):
+        return (
+            f"{len(set(got) - set(want))} windows not expected, {len(set(want) - set(got))} missing"
+        )
+    for key, w in sorted(want.items()):
+        for m, v in w.items():
+            g = got[key][m]
+            same = (
+                g is not None and math.isclose(g, v, rel_tol=1e-9, abs_tol=1e-6)
+                if isinstance(v, float)
+                else g == v
+            )
+            if not same:
+                return f"window {key}: {m} = {g}, expected {v}"
+    return ""
+
+
+def run_gold(
+    platform: PlatformSettings, data: dict[str, Any], place: dict[str, list[int]]
+) -> tuple[bool, dict[str, int]]:
+    """Silver -> Gold windows, late rows and alerts on the cluster, each checked against what the
+    oracle computes from the events sent; returns whether all match, and the rows each Gold, late
+    and alert table must get."""
+    from jobs import config, registry
+
+    oracle = _oracle()
+    reg = registry.load_registry(paths.CONF_DIR)
+    hash_key = config.resolve_secret(
+        reg.silver.pii_hash_key, paths.CONF_DIR / "silver.yaml", "pii_hash_key"
+    )
+    rows = oracle.silver_rows(data["fates"], place, paths.CONF_DIR, hash_key)
+    aggs = {f"gold_{n}": agg for n, (_et, agg) in oracle.aggregates(paths.CONF_DIR).items()}
+    want_gold = oracle.gold(rows, paths.CONF_DIR)
+    data["gold"] = {t.removeprefix("gold_"): w for t, w in want_gold.items()}
+    want_late = oracle.late(rows)
+    want_alerts = oracle.alerts(rows, paths.CONF_DIR)
+
     job = catalog.get("gold")
     bootstrap = platform.kafka.bootstrap
     kafka.delete_topics(bootstrap, job.sink_topics())
@@ -308,21 +408,56 @@ def run_gold(platform: PlatformSettings) -> dict[str, int]:
     print(f"submitted device_anomaly (DataStream) as Flink job {job_id}")
     submit.wait_job(platform, job_id, {"FINISHED"}, timeout_s=300)
     group = f"demo-reader-{uuid.uuid4().hex[:8]}"
+    ok = True
     want: dict[str, int] = {}
+    print(f"{'':34} {'got':>5}   (expected, from the events sent)")
     for table, spec in job.tables.items():
         if spec.role != "sink":
             continue
         records = list(kafka.read_committed(bootstrap, spec.topics[0], group))
-        # A Gold topic is an upsert stream: its table holds one row per key (the last).
-        n = len({k for k, _v in records}) if spec.upsert else len(records)
-        kind = "upserts" if spec.upsert else "rows"
-        print(f"{table:34} {len(records):5d} {kind}" + (f" -> {n} windows" if spec.upsert else ""))
-        want[table] = n
-        if table == "alert_events":
-            rules = Counter(json.loads(v or b"{}").get("rule_id") for _k, v in records)
-            for rule, count in sorted(rules.items()):
-                print(f"  {rule:32} {count:5d}")
-    return want
+        values = [json.loads(v) for _k, v in records if v is not None]
+        if table in aggs:
+            got = _windows(values, aggs[table])
+            bad = _gold_mismatch(got, want_gold[table])
+            want[table] = len(want_gold[table])
+            print(
+                f"{table:34} {len(records):5d} upserts -> {len(got)} windows ({want[table]})"
+                + (f"  <-- MISMATCH: {bad}" if bad else "")
+            )
+        elif table in want_late:
+            got_ids = {(r["tenant_id"], r["event_id"]) for r in values}
+            bad = "" if got_ids == want_late[table] and len(values) == len(got_ids) else "rows"
+            want[table] = len(want_late[table])
+            print(
+                f"{table:34} {len(values):5d} rows ({want[table]})"
+                + ("  <-- MISMATCH" if bad else "")
+            )
+        else:  # the alert topic (Gold's rules and device_anomaly)
+            got_alerts = sorted(
+                (
+                    a["rule_id"],
+                    a["tenant_id"],
+                    a["alert_key"],
+                    _ms(a["first_event_at"]),
+                    _ms(a["last_event_at"]),
+                )
+                for a in values
+            )
+            bad = "" if got_alerts == want_alerts else "alerts"
+            want[table] = len(want_alerts)
+            print(
+                f"{table:34} {len(values):5d} rows ({want[table]})"
+                + ("  <-- MISMATCH" if bad else "")
+            )
+            got_rules, want_rules = (
+                Counter(a[0] for a in got_alerts),
+                Counter(a[0] for a in want_alerts),
+            )
+            for rule in sorted(set(got_rules) | set(want_rules)):
+                print(f"  {rule:32} {got_rules[rule]:5d} ({want_rules[rule]})")
+        ok &= not bad
+    print(f"{'OK' if ok else 'FAILED'}: Gold windows, late rows and alerts = the oracle's")
+    return ok, want
 
 
 def run(platform: PlatformSettings) -> int:

@@ -38,8 +38,9 @@ SELECT topic_tenant, event_type, schema_version, field_reasons, claimed_tenant,
 FROM silver_checked_${event_type}
 WHERE field_reasons IS NOT NULL;
 
--- Deduplicate on (tenant_id, event_id), keeping the first arrival; state lives for the dedup
--- horizon (${dedup_horizon}, wall-clock: table.exec.state.ttl).
+-- Deduplicate on (tenant_id, event_id), keeping the first arrival; state lives for this event
+-- type's dedup horizon (${dedup_horizon}, wall-clock: this operator's TTL in the compiled plan,
+-- jobs/plan_ttl.py).
 CREATE TEMPORARY VIEW silver_deduped_${event_type} AS
 SELECT * FROM (
     SELECT *, ROW_NUMBER() OVER (PARTITION BY tenant_id, event_id ORDER BY proc_at) AS arrival_rank

@@ -623,6 +623,8 @@ INSERT INTO bench_passthrough SELECT raw_value FROM bronze_events;
 SET 'table.exec.state.ttl' = '3600000 ms';
 SET 'table.exec.source.idle-timeout' = '30000 ms';
 SET 'table.exec.mini-batch.enabled' = 'false';
+-- compiled plan: the deduplicate operator of device_telemetry keeps state 3600000 ms
+-- compiled plan: the deduplicate operator of orders keeps state 3600000 ms
 -- Purpose: Bronze -> Silver: validate raw events against the YAML schemas, send every reject to the DLQ with its bytes and reasons, deduplicate, write typed rows per event type and per-tenant audit counts; exactly-once.
 
 -- The JVM functions (udfs/, shipped with the job): the Bronze clock, and each record's checks.
@@ -815,8 +817,9 @@ SELECT topic_tenant, event_type, schema_version, field_reasons, claimed_tenant,
 FROM silver_checked_device_telemetry
 WHERE field_reasons IS NOT NULL;
 
--- Deduplicate on (tenant_id, event_id), keeping the first arrival; state lives for the dedup
--- horizon (1h, wall-clock: table.exec.state.ttl).
+-- Deduplicate on (tenant_id, event_id), keeping the first arrival; state lives for this event
+-- type's dedup horizon (1h, wall-clock: this operator's TTL in the compiled plan,
+-- jobs/plan_ttl.py).
 CREATE TEMPORARY VIEW silver_deduped_device_telemetry AS
 SELECT * FROM (
     SELECT *, ROW_NUMBER() OVER (PARTITION BY tenant_id, event_id ORDER BY proc_at) AS arrival_rank
@@ -904,8 +907,9 @@ SELECT topic_tenant, event_type, schema_version, field_reasons, claimed_tenant,
 FROM silver_checked_orders
 WHERE field_reasons IS NOT NULL;
 
--- Deduplicate on (tenant_id, event_id), keeping the first arrival; state lives for the dedup
--- horizon (1h, wall-clock: table.exec.state.ttl).
+-- Deduplicate on (tenant_id, event_id), keeping the first arrival; state lives for this event
+-- type's dedup horizon (1h, wall-clock: this operator's TTL in the compiled plan,
+-- jobs/plan_ttl.py).
 CREATE TEMPORARY VIEW silver_deduped_orders AS
 SELECT * FROM (
     SELECT *, ROW_NUMBER() OVER (PARTITION BY tenant_id, event_id ORDER BY proc_at) AS arrival_rank

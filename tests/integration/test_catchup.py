@@ -1,7 +1,7 @@
 """Same answers at any read speed: the Silver, Gold and device_anomaly jobs on the cluster, over a
 seeded stream of 100,000 Bronze events (2 tenants x 3 partitions, 2 h of event time) produced in
 full before they start (a restart after downtime, a backfill), must equal one oracle
-(tests/catchup_stream.py, plain Python from the semantics): Silver ids, late ids, the DLQ by
+(tests/support/catchup_stream.py and tests/oracles/catchup.py, plain Python from the semantics): Silver ids, late ids, the DLQ by
 reason, every Gold window that has surely fired, and the alerts of the SQL rules and of the
 DataStream job. The same stream trickled in live, to the same jobs, is tests/integration/
 test_chaos.py, with kills on top; it holds the Delta tables to the same oracle."""
@@ -17,10 +17,11 @@ import pytest
 
 from connectors import kafka
 from jobs import catalog, settings, submit
-from tests import catchup_stream as cs
 from tests import pipeline_checks as pc
 from tests.conftest import SilverConf
 from tests.job.test_gold import read_gold
+from tests.oracles import catchup
+from tests.support import catchup_stream as cs
 
 N_EVENTS = 100_000
 SEED = 20261201
@@ -106,7 +107,7 @@ def test_a_backlog_gives_what_the_oracle_says(
         kafka.delete_topics(bootstrap, topics)
 
 
-def check_silver(sc: SilverConf, bootstrap: str, want: cs.Expected) -> None:
+def check_silver(sc: SilverConf, bootstrap: str, want: catchup.Expected) -> None:
     silver = {
         et: kafka.read_committed_json(bootstrap, sc.silver(et), f"r-{sc.uid}-{et}", timeout_s=120)
         for et in cs.BOUND_MS
@@ -117,7 +118,7 @@ def check_silver(sc: SilverConf, bootstrap: str, want: cs.Expected) -> None:
 
 
 def check_gold(sc: SilverConf, bootstrap: str, stream: dict[str, Any]) -> None:
-    want: cs.Expected = stream["want"]
+    want: catchup.Expected = stream["want"]
     for et in cs.BOUND_MS:
         topic = sc.topic(f"late_{et}")
 

@@ -1,9 +1,13 @@
 """Exactly-once into Delta, proven by killing the loader.
 
-While a generator sends 200,000 events, the loader process is SIGKILLed at seeded random moments
-(at least 10 times) and restarted. Afterwards the Delta table holds exactly the topic's records:
-every (partition, offset) once, none missing. Replaying the same offsets from scratch adds no rows
-and no table versions.
+While a generator sends 200,000 events, the loader process is SIGKILLed (at least 10 times) and
+restarted: every other kill at a seeded random moment (start-up, reading, writing, committing),
+the others the instant the loader has put a commit's first Parquet file in place (inotify). A
+kill counts as landing between writing a commit's files and committing them only if it left a
+data file that no commit of the Delta log names; at least 3 must. Afterwards the Delta table
+holds exactly the topic's records: every (partition, offset) once, none missing, the files of
+the interrupted commits ignored. Replaying the same offsets from scratch adds no rows and no
+table versions.
 """
 
 from __future__ import annotations
@@ -24,9 +28,11 @@ from deltalake import DeltaTable
 
 from connectors import kafka
 from connectors.delta_loader import read_delta
+from tests.support.lake_files import Appearing, is_data_file, uncommitted_files
 
 EVENTS = 200_000
 KILLS = 10
+MID_COMMIT = 3  # kills that must land between writing a commit's files and committing them
 COLUMNS = "tenant_id:string,event_type:string,event_id:string,n:int64"
 
 
@@ -96,25 +102,32 @@ def test_sigkilled_loader_loses_nothing_and_duplicates_nothing(
     gen.start()
     env = dict(os.environ)
     log = (tmp_path / "loader.log").open("ab")
-    kills = 0
-    while kills < KILLS or not produced.is_set():
-        p = subprocess.Popen(
-            loader_cmd(bootstrap, topic, uri, group), stdout=log, stderr=log, env=env
-        )
-        # A random moment: during start-up, reading, writing files or committing.
-        time.sleep(rng.uniform(1.0, 3.0))
-        p.send_signal(signal.SIGKILL)
-        p.wait()
-        kills += 1
+    table = Path(uri)
+    files = Appearing(table, skip=("_delta_log",))
+    landed: list[str] = []  # per kill: "mid-commit" if it left a file no commit names, else "-"
+    try:
+        while (
+            len(landed) < KILLS or landed.count("mid-commit") < MID_COMMIT or not produced.is_set()
+        ):
+            assert len(landed) < 4 * KILLS, f"too few kills landed mid-commit: {landed}"
+            orphans_before = uncommitted_files(table)
+            files.drain()
+            p = subprocess.Popen(
+                loader_cmd(bootstrap, topic, uri, group), stdout=log, stderr=log, env=env
+            )
+            if len(landed) % 2 == 0:
+                time.sleep(rng.uniform(1.0, 3.0))  # a random moment
+            else:
+                files.next(is_data_file, timeout_s=20)  # the instant a commit wrote a file
+            p.send_signal(signal.SIGKILL)
+            p.wait()
+            landed.append("mid-commit" if uncommitted_files(table) - orphans_before else "-")
+    finally:
+        files.close()
     gen.join()
-    assert kills >= KILLS
-
-    # A crash between writing data files and committing them leaves files the log does not name.
-    # Random kills may or may not land there; make sure that state is covered.
-    committed = DeltaTable(uri).file_uris()
-    if committed:
-        src = Path(committed[0])
-        (src.parent / f"part-crashed-{uuid.uuid4().hex}.parquet").write_bytes(src.read_bytes())
+    assert landed.count("mid-commit") >= MID_COMMIT, landed
+    orphans = uncommitted_files(table)
+    assert orphans, "a kill between writing files and committing leaves files no commit names"
 
     # Drain: one clean run that exits once it has seen no new data for 3 s.
     subprocess.run(
@@ -143,12 +156,10 @@ def test_sigkilled_loader_loses_nothing_and_duplicates_nothing(
     )
     assert DeltaTable(uri).version() == version
     assert len(table_rows(uri)) == EVENTS
-    orphans = {f.name for f in Path(uri).rglob("*.parquet")} - {
-        Path(u).name for u in DeltaTable(uri).file_uris()
-    }
-    assert orphans, "the planted uncommitted file should still be there, and ignored"
+    assert uncommitted_files(table) >= orphans, "the interrupted commits' files stay unread"
     print(
-        f"{kills} kills, {version + 1} table versions, {len(orphans)} files written but never committed"
+        f"{len(landed)} kills ({landed.count('mid-commit')} between writing files and committing), "
+        f"{version + 1} table versions, {len(orphans)} files written but never committed"
     )
 
 

@@ -13,7 +13,6 @@ from typing import Any
 
 from connectors import kafka
 from jobs import settings, submit
-from tests import gold_oracle as oracle
 from tests.conftest import make_silver_conf
 from tests.job.test_gold import (
     AGGREGATES,
@@ -27,6 +26,7 @@ from tests.job.test_gold import (
     stamped,
     to_rows,
 )
+from tests.oracles import gold as oracle
 
 
 def wait_for(what: str, check: Callable[[], Any], timeout_s: float) -> Any:

@@ -92,24 +92,30 @@ def test_loader_writes_the_lake_to_adls_exactly_once(
     records = [(None, json.dumps({"tenant_id": "acme", "n": i}).encode()) for i in range(500)]
     kafka.produce(bootstrap, sc.bronze("acme"), records)
 
-    def load() -> None:
+    def load(group: str, instance_id: str) -> DeltaTable:
         Loader(
-            bootstrap,
-            settings_.consumer_group,
-            [bronze],
-            flush_rows=200,
-            flush_ms=100,
-            instance_id=settings_.instance_id,
+            bootstrap, group, [bronze], flush_rows=200, flush_ms=100, instance_id=instance_id
         ).run(idle_exit_s=2)
+        return DeltaTable(bronze.uri, storage_options=dict(bronze.storage_options or {}))
 
-    load()
-    dt = DeltaTable(bronze.uri, storage_options=dict(bronze.storage_options or {}))
+    dt = load(settings_.consumer_group, settings_.instance_id)
     assert bronze.uri.startswith("abfss://lake@")
     assert read_delta(dt).num_rows == 500
     version = dt.version()
-    load()  # a second run adds nothing: the Delta log says where it stopped
+    # A replay from a NEW consumer group (no Kafka offsets: it starts from the earliest) reads
+    # where the Delta log says the table stopped. With 100 more records sent meanwhile, it must
+    # add exactly those: the 500 are not loaded again.
+    more = [(None, json.dumps({"tenant_id": "acme", "n": i}).encode()) for i in range(500, 600)]
+    kafka.produce(bootstrap, sc.bronze("acme"), more)
+    dt = load(f"replay-{sc.uid}", f"replay-{sc.uid}")
+    rows = read_delta(dt, ["raw_value", "kafka_partition", "kafka_offset"]).to_pylist()
+    assert sorted(json.loads(r["raw_value"])["n"] for r in rows) == list(range(600))
+    assert len({(r["kafka_partition"], r["kafka_offset"]) for r in rows}) == 600
+    assert dt.version() > version
+    version = dt.version()
+    load(f"replay2-{sc.uid}", f"replay2-{sc.uid}")  # nothing new: no commit at all
     dt = DeltaTable(bronze.uri, storage_options=dict(bronze.storage_options or {}))
-    assert (dt.version(), read_delta(dt).num_rows) == (version, 500)
+    assert (dt.version(), read_delta(dt).num_rows) == (version, 600)
     kafka.delete_topics(bootstrap, list(bronze.topics))
 
 

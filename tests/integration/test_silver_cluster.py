@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import time
 from collections import Counter
 from pathlib import Path
@@ -11,10 +12,10 @@ import polars as pl
 
 from connectors import kafka
 from connectors.delta_loader import Loader
-from jobs import lake, settings, stack, submit
-from tests import silver_corpus
+from jobs import lake, registry, settings, stack, submit
 from tests.conftest import SilverConf
 from tests.job.test_silver_corpus import create_topics, read, send
+from tests.support import silver_corpus
 
 
 def test_silver_on_the_cluster_then_into_delta(
@@ -22,12 +23,15 @@ def test_silver_on_the_cluster_then_into_delta(
 ) -> None:
     sc = silver_conf
     platform = settings.load_platform(sc.dir / "platform.yaml")
+    # A DLQ value limit some rejected records of the corpus exceed (their bytes are cut).
+    dlq_limits = registry.load_registry(sc.dir).silver.dlq.model_dump()
+    sc.edit("silver.yaml", dlq={**dlq_limits, "max_value_bytes": 256})
     assert stack.flink_healthy(platform), "run `make up` (make test does)"
     job = create_topics(sc, bootstrap)
     cases = [
         c for c in silver_corpus.build(int(time.time() * 1000), 1_048_576) if c.name != "oversized"
     ]
-    send(sc, bootstrap, cases)
+    placed = send(sc, bootstrap, cases)
 
     job_id = submit.submit("silver", platform, bounded=True, conf_dir=sc.dir)
     assert submit.wait_job(platform, job_id, {"FINISHED"}, timeout_s=240) == "FINISHED"
@@ -78,12 +82,31 @@ def test_silver_on_the_cluster_then_into_delta(
         assert dict(by_polars.iter_rows()) == dict(
             Counter(tables[sink.table].column("tenant_id").to_pylist())
         )
-    # The DLQ's original bytes survive the trip to Delta (kept as base64).
-    by_offset = {
-        (r["source_topic"], r["source_offset"], r["source_partition"]): r
+    # The DLQ's original bytes survive the trip to Delta (kept as base64): each rejected record's
+    # row holds the bytes, key and headers sent, its size and digest (cut only past the limit).
+    limit = 256
+    by_place = {
+        (r["source_topic"], r["source_partition"], r["source_offset"]): r
         for r in tables["dlq_events"].to_pylist()
     }
-    assert all(
-        r["raw_value"] is None or base64.b64decode(r["raw_value"]) for r in by_offset.values()
-    )
+    rejected = {w: c for w, c in placed.items() if isinstance(c.expect, list)}
+    assert set(by_place) == set(rejected)
+    for where, case in rejected.items():
+        row = by_place[where]
+        value = case.value
+        raw = None if row["raw_value"] is None else base64.b64decode(row["raw_value"])
+        assert raw == (None if value is None else value[:limit]), case.name
+        assert row["raw_value_truncated"] == (value is not None and len(value) > limit), case.name
+        assert (row["raw_value_bytes"], row["raw_value_sha256"]) == (
+            None if value is None else len(value),
+            None if value is None else hashlib.sha256(value).hexdigest(),
+        ), case.name
+        key = None if row["source_key"] is None else base64.b64decode(row["source_key"])
+        assert key == case.key, case.name
+        headers = [(h["key"], base64.b64decode(h["value"])) for h in row["source_headers"] or []]
+        assert sorted(headers) == sorted(case.headers), case.name
+    # Not vacuous: whole, cut and keyed records are among them.
+    sent = [c.value for c in rejected.values() if c.value is not None]
+    assert any(len(v) > limit for v in sent) and any(len(v) <= limit for v in sent)
+    assert any(c.key is not None for c in rejected.values())
     kafka.delete_topics(bootstrap, job.topics())

@@ -22,7 +22,7 @@ import pytest
 from connectors import kafka
 from jobs import demo, lake, stack, submit
 from jobs.settings import PlatformSettings
-from tests.private_stack import PrivateStack, private_stack, wait_until
+from tests.support.private_stack import PrivateStack, private_stack, wait_until
 
 
 @pytest.fixture(scope="module")

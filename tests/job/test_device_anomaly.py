@@ -3,7 +3,7 @@
 Hand-timed Silver rows (two tenants, a device id both tenants use, readings out of order within the
 watermark bound, a tie on one millisecond, spikes, a silent gap, a gap of exactly silence.after, a
 device with too few readings) go to a private 3-partition Silver topic. The job runs bounded at
-parallelism 1 and 2; its alerts, read with read_committed, must equal tests/anomaly_oracle.py's.
+parallelism 1 and 2; its alerts, read with read_committed, must equal tests/oracles/anomaly.py's.
 
 The late reading is made late for certain, not by luck: the job is bounded one record past the end
 of one partition, the test waits until an alert proves the watermark has passed a later reading of
@@ -34,9 +34,9 @@ from confluent_kafka import Consumer, TopicPartition
 from connectors import kafka
 from connectors.delta_loader import DeltaSink
 from jobs import config, device_anomaly, lake, registry, settings
-from tests import gold_oracle
-from tests.anomaly_oracle import Reading, expected_alerts, flink_ltz
 from tests.conftest import SilverConf
+from tests.oracles import gold as gold_oracle
+from tests.oracles.anomaly import Reading, expected_alerts, flink_ltz
 
 # A job's end hangs up on the in-process Python harness's gRPC stream; Beam's reader thread may
 # report that as an exception after the fact ("Multiplexer hanging up").
@@ -78,7 +78,7 @@ def silver_row(
     r: Reading, partition: int = 0, marks: tuple[int | None, int | None] = (None, None)
 ) -> dict[str, Any]:
     """A Silver row as the Silver job writes it, read from Bronze partition `partition`, with
-    the watermark columns `marks` (tests.gold_oracle.silver_watermarks)."""
+    the watermark columns `marks` (tests/oracles/gold.py, silver_watermarks)."""
     pwm, swm = marks
     return {
         "tenant_id": r.tenant_id,

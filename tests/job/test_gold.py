@@ -1,6 +1,6 @@
 """The Gold job on the local executor and the real broker: every window kind and rule kind on
 hand-timed rows (out of order, late, revised, idle partition), and seeded random rows checked
-against an independent oracle (tests/gold_oracle.py) at parallelism 1 and 2."""
+against an independent oracle (tests/oracles/gold.py) at parallelism 1 and 2."""
 
 from __future__ import annotations
 
@@ -17,9 +17,13 @@ import yaml
 
 from connectors import kafka
 from jobs import catalog, flinkenv, settings
-from tests import gold_oracle as oracle
 from tests.conftest import SilverConf, make_silver_conf
+from tests.oracles import gold as oracle
+from tests.support.timefmt import duration_ms
+from tests.support.timefmt import from_iso as from_iso
+from tests.support.timefmt import iso as iso
 
+_ms = duration_ms  # the name tests/pipeline_checks.py imports
 BOUND_MS = 5_000  # device_telemetry's max_out_of_orderness
 T0 = 1_795_000_000_000 - 1_795_000_000_000 % 60_000  # a minute boundary in 2026
 
@@ -98,17 +102,6 @@ def oracle_aggregate(name: str) -> oracle.Aggregate:
     )
 
 
-def _ms(d: str) -> int:
-    for unit, f in (("ms", 1), ("min", 60_000), ("s", 1000), ("h", 3_600_000), ("d", 86_400_000)):
-        if d.endswith(unit):
-            return int(d[: -len(unit)]) * f
-    raise ValueError(d)
-
-
-def iso(ms: int) -> str:
-    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-
-
 def alert_row(a: dict[str, Any]) -> tuple[Any, ...]:
     """An alert as the oracle gives it, with its rule: (rule, tenant, key, first ms, last ms)."""
     return (
@@ -118,12 +111,6 @@ def alert_row(a: dict[str, Any]) -> tuple[Any, ...]:
         from_iso(a["first_event_at"]),
         from_iso(a["last_event_at"]),
     )
-
-
-def from_iso(s: str) -> int:
-    s = s.rstrip("Z")
-    d = dt.datetime.fromisoformat(s).replace(tzinfo=dt.UTC)
-    return int(d.timestamp() * 1000)
 
 
 class GoldConf:
@@ -258,21 +245,37 @@ def to_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{**r, "t": from_iso(r["event_at"]), "_seq": i} for i, r in enumerate(rows)]
 
 
+def alerts_expected(on_time: list[dict[str, Any]]) -> dict[str, list[tuple[Any, ...]]]:
+    """Per rule of RULES, the oracle's alerts: (tenant, key, first ms, last ms), sorted."""
+    return {
+        "r_hot": oracle.threshold(on_time, "device_id", ("temperature_c", ">", 90), 3, 10_000),
+        "r_spike": oracle.spike(on_time, "device_id", "temperature_c", 25, 5_000),
+        "r_seq": oracle.sequence(
+            on_time, "device_id", [("status", "=", "degraded"), ("status", "=", "failed")], 20_000
+        ),
+        "r_quiet": oracle.absence(on_time, "device_id", 15_000),
+    }
+
+
+def assert_measures(name: str, got: dict[tuple[Any, ...], Any], want: dict[Any, Any]) -> None:
+    """Every window of the oracle, and no other, with every measure and late_rows equal."""
+    assert set(got) == set(want), (
+        f"{name}: windows differ: extra {sorted(set(got) - set(want))[:5]}, missing {sorted(set(want) - set(got))[:5]}"
+    )
+    for key, w in want.items():
+        for m, v in w.items():
+            if isinstance(v, float):
+                assert got[key][m] == pytest.approx(v), (name, key, m)
+            else:
+                assert got[key][m] == v, (name, key, m, got[key], w)
+
+
 def check_all(bootstrap: str, gc: GoldConf, rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Compare every Gold topic, the late topic and the alert topic with the oracle."""
     orows = to_rows(rows)
     for name, a in AGGREGATES.items():
         got = read_gold(bootstrap, gc.gold(name), a["group_by"], list(a["measures"]))
-        want = oracle.gold(orows, BOUND_MS, oracle_aggregate(name))
-        assert set(got) == set(want), (
-            f"{name}: windows differ: extra {sorted(set(got) - set(want))[:5]}, missing {sorted(set(want) - set(got))[:5]}"
-        )
-        for key, w in want.items():
-            for m, v in w.items():
-                if isinstance(v, float):
-                    assert got[key][m] == pytest.approx(v), (name, key, m)
-                else:
-                    assert got[key][m] == v, (name, key, m, got[key], w)
+        assert_measures(name, got, oracle.gold(orows, BOUND_MS, oracle_aggregate(name)))
     on_time, late = oracle.split_late(orows, BOUND_MS)
     got_late = kafka.read_committed_json(bootstrap, gc.late, group_id=f"r-{gc.late}", timeout_s=60)
     assert sorted((r["event_id"], r["late_by_ms"]) for r in got_late) == sorted(
@@ -291,14 +294,7 @@ def check_all(bootstrap: str, gc: GoldConf, rows: list[dict[str, Any]]) -> dict[
                 from_iso(a["last_event_at"]),
             )
         )
-    want_alerts = {
-        "r_hot": oracle.threshold(on_time, "device_id", ("temperature_c", ">", 90), 3, 10_000),
-        "r_spike": oracle.spike(on_time, "device_id", "temperature_c", 25, 5_000),
-        "r_seq": oracle.sequence(
-            on_time, "device_id", [("status", "=", "degraded"), ("status", "=", "failed")], 20_000
-        ),
-        "r_quiet": oracle.absence(on_time, "device_id", 15_000),
-    }
+    want_alerts = alerts_expected(on_time)
     for rid in RULES:
         assert sorted(got_alerts[rid]) == want_alerts[rid], rid
     return {"late": late, "alerts": got_alerts}
@@ -376,9 +372,22 @@ def _ms_of(v: dt.datetime) -> int:
     )
 
 
+def merged_updates(uri: str) -> int:
+    """Rows the MERGE commits of a Delta table updated in place (a window revised by a later
+    batch), from the table's history."""
+    from deltalake import DeltaTable
+
+    return sum(
+        int(h.get("operationMetrics", {}).get("num_target_rows_updated", 0))
+        for h in DeltaTable(uri).history()
+        if h.get("operation") == "MERGE"
+    )
+
+
 def check_delta(gc: GoldConf, bootstrap: str, rows: list[dict[str, Any]], tmp_lake: Path) -> None:
-    """Gold lands in Delta through the loader: one row per window, revisions MERGEd in (the
-    final value, not one row per revision); late rows and alerts appended; a replay adds nothing."""
+    """Gold lands in Delta through the loader: one row per window holding every measure's final
+    value (revisions MERGEd in, not one row per revision), late rows and alerts appended, each
+    equal to the oracle; a replay adds nothing."""
     from deltalake import DeltaTable
 
     from connectors.delta_loader import read_delta
@@ -388,8 +397,6 @@ def check_delta(gc: GoldConf, bootstrap: str, rows: list[dict[str, Any]], tmp_la
     orows = to_rows(rows)
     for name, a in AGGREGATES.items():
         t = read_delta(by_table[f"gold_{name}"].uri).to_pylist()
-        want = oracle.gold(orows, BOUND_MS, oracle_aggregate(name))
-        assert len(t) == len(want), name
         got = {
             (
                 r["tenant_id"],
@@ -399,18 +406,34 @@ def check_delta(gc: GoldConf, bootstrap: str, rows: list[dict[str, Any]], tmp_la
             ): r
             for r in t
         }
-        assert set(got) == set(want), (name, sorted(got)[:3], sorted(want)[:3])
-        for key, w in want.items():
-            assert got[key]["late_rows"] == w["late_rows"]
-            assert got[key]["readings"] == w["readings"]
-    _on_time, late = oracle.split_late(orows, BOUND_MS)
-    assert read_delta(by_table["late_device_telemetry"].uri).num_rows == len(late)
+        assert len(t) == len(got), f"{name}: a window has more than one row"
+        assert_measures(name, got, oracle.gold(orows, BOUND_MS, oracle_aggregate(name)))
+    # The MERGE path ran: a revision of a window landed in a later commit than the window's
+    # first result and updated its row (the loader commits every 3 records).
+    revised = oracle.gold(orows, BOUND_MS, oracle_aggregate("t_tumble"))
+    assert any(w["late_rows"] > 0 for w in revised.values())
+    assert merged_updates(by_table["gold_t_tumble"].uri) > 0, "no window was MERGEd in place"
+    on_time, late = oracle.split_late(orows, BOUND_MS)
+    got_late = read_delta(by_table["late_device_telemetry"].uri).to_pylist()
+    assert sorted((r["event_id"], r["late_by_ms"]) for r in got_late) == sorted(
+        (r["event_id"], wm - r["t"]) for r, wm in late
+    )
     # The loader's batch audit counts late rows per commit.
     audit = read_delta(str(tmp_lake / "audit_loader_batches")).to_pylist()
     late_audit = [r for r in audit if r["table_name"] == "late_device_telemetry"]
     assert sum(r["late_rows"] for r in late_audit) == len(late)
     assert all(r["output_rows"] == r["late_rows"] and r["duplicates"] == 0 for r in late_audit)
-    assert read_delta(by_table["alert_events"].uri).num_rows > 0
+    got_alerts: dict[str, list[tuple[Any, ...]]] = {rid: [] for rid in RULES}
+    for r in read_delta(by_table["alert_events"].uri).to_pylist():
+        got_alerts[r["rule_id"]].append(
+            (
+                r["tenant_id"],
+                r["alert_key"],
+                _ms_of(r["first_event_at"]),
+                _ms_of(r["last_event_at"]),
+            )
+        )
+    assert {rid: sorted(v) for rid, v in got_alerts.items()} == alerts_expected(on_time)
     versions = {s.table: DeltaTable(s.uri).version() for s in sinks}
     # Replaying the same offsets (a fresh consumer group) adds no rows and no versions.
     from connectors.delta_loader import Loader

@@ -10,9 +10,9 @@ from pathlib import Path
 
 from connectors import kafka
 from jobs import catalog, flinkenv, settings
-from tests import gold_oracle as oracle
 from tests.conftest import make_silver_conf
 from tests.job.test_gold import AGGREGATES, BOUND_MS, GoldConf, check_all, oracle_aggregate, to_rows
+from tests.oracles import gold as oracle
 
 
 def test_a_future_clock_drops_no_on_time_event_as_late(

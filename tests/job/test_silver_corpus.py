@@ -17,8 +17,8 @@ import pytest
 
 from connectors import kafka
 from jobs import catalog, flinkenv, settings
-from tests import silver_corpus
 from tests.conftest import SilverConf, make_silver_conf
+from tests.support import silver_corpus
 
 MAX_RECORD_BYTES = 4096
 

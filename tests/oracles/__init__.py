@@ -1,0 +1,1 @@
+"""Independent models, in plain Python, of what the jobs must produce: what the tests compare with."""
