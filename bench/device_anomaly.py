@@ -42,7 +42,8 @@ import yaml
 from bench.device_anomaly_legacy import LegacyDetect
 from bench.silver_parse import _cpu
 from connectors import kafka
-from jobs import device_anomaly, paths, settings
+from jobs import device_anomaly
+from streamlake.config import paths, settings
 
 BASE = datetime(2026, 1, 1, tzinfo=UTC)
 BOUND_MS = 5_000  # device_telemetry's watermark bound

@@ -16,7 +16,7 @@ import argparse
 from pathlib import Path
 
 from bench.pipeline import Generator, LoadSpec
-from jobs import paths, registry, settings
+from streamlake.config import paths, registry, settings
 
 
 def main(argv: list[str] | None = None) -> int:

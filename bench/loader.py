@@ -24,8 +24,8 @@ import pyarrow as pa
 
 from bench.silver_parse import _cpu
 from connectors import kafka
-from connectors.delta_loader import DeltaSink, Loader
-from jobs import settings
+from streamlake.config import settings
+from streamlake.lake.loader import DeltaSink, Loader
 
 SCHEMA = pa.schema(
     [

@@ -46,8 +46,11 @@ import yaml
 from confluent_kafka import Consumer, TopicPartition
 
 from connectors import kafka
-from jobs import catalog, paths, settings, stack, submit
-from jobs.settings import PlatformSettings
+from jobs import catalog
+from streamlake.config import paths, settings
+from streamlake.config.settings import PlatformSettings
+from streamlake.runtime import submit
+from streamlake.stack import control as stack
 
 RESULTS = paths.REPO / "bench" / "results"
 WORK = paths.STACK / "bench"
@@ -464,7 +467,7 @@ class GoldWatcher(threading.Thread):
         self.ready.set()
 
     def run(self) -> None:
-        from connectors.delta_loader import read_delta
+        from streamlake.lake.loader import read_delta
 
         first = True
         while not self.stop_flag.is_set():
@@ -755,7 +758,8 @@ def job_io(name: str, conf: Path) -> tuple[list[str], list[str], dict[str, Any]]
 def absence_rules(conf: Path) -> frozenset[str]:
     """Rules that fire on the absence of events: their alert comes a configured gap after the
     last event, by design, so they are reported per rule but kept out of the alert latency."""
-    from jobs import device_anomaly, gold
+    from jobs import device_anomaly
+    from streamlake.compile import gold
 
     rules = {r.rule_id for r in gold.load_gold(conf).rules.values() if r.kind == "absence"}
     return frozenset(rules | {device_anomaly.load(conf).silence_rule_id})
@@ -911,7 +915,7 @@ def run_scenario(
                 )
             )
         if sc.loader:
-            from connectors.delta_loader import lake_uri
+            from streamlake.lake.loader import lake_uri
 
             lake_root = str(WORK / sc.name / "lake")
             silver_uri = lake_uri(lake_root, "silver_device_telemetry")

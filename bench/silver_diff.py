@@ -9,7 +9,7 @@ and run from there with this checkout's virtualenv and jars. Takes a few minutes
     STREAMLAKE_PII_HASH_KEY=x python -m bench.silver_diff --against 77b9fe9
     STREAMLAKE_PII_HASH_KEY=x python -m bench.silver_diff --against 77b9fe9 --clock
 
---clock compares the Bronze clock instead (jobs.compiler.event_clock of both commits: the
+--clock compares the Bronze clock instead (streamlake.compile.silver.event_clock of both commits: the
 JSON_VALUE expression then, silver_clock now), record by record in one batch query, over the same
 records plus clock cases (epochs as text, fractions, invalid UTF-8 around the length limit).
 """
@@ -30,7 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from connectors import kafka
-from jobs import catalog, paths, settings
+from jobs import catalog
+from streamlake.config import paths, settings
 from tests.conftest import SilverConf, make_silver_conf
 from tests.support import silver_corpus
 
@@ -362,7 +363,9 @@ def compare_clock(old_tree: Path) -> int:
 
     from pyflink.table import DataTypes, EnvironmentSettings, TableEnvironment
 
-    from jobs import compiler, flinkenv, registry
+    from streamlake.compile import silver as compiler
+    from streamlake.config import registry
+    from streamlake.runtime import flinkenv
 
     spec = importlib.util.spec_from_file_location("old_compiler", old_tree / "jobs" / "compiler.py")
     assert spec is not None and spec.loader is not None

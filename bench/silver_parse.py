@@ -8,7 +8,7 @@ raw passthrough run (start-up and reading): what the parsing itself costs per ev
 Results go to bench/results/<date>-silver-parse.{json,md}.
 
 The designs for the Silver job's per-record work, all on the same rules (compiled from conf/ by
-jobs.compiler.validate_config) and the same corpus:
+streamlake.compile.silver.validate_config) and the same corpus:
   - silver_validate, the JVM table function in udfs/ (what the job runs),
   - the same checks in Python with orjson (bench/silver_validate_py.py, a prototype): as a pandas
     UDF over Arrow batches (process mode) and as a scalar UDF in thread mode,
@@ -76,7 +76,7 @@ _JVM_SELECT = (
     "TO_TIMESTAMP_LTZ({ingest_ms}, 3), '{config}')) AS v"
 )
 _PY_SELECT = "v.* FROM (SELECT silver_validate_py(line) AS v FROM src)"
-# The Bronze clock (jobs.compiler.event_clock: the JVM function silver_clock), which the job
+# The Bronze clock (streamlake.compile.silver.event_clock: the JVM function silver_clock), which the job
 # computes in the Kafka source (for its watermark) and again for partition_watermark_at.
 _CLOCK_SELECT = "{clock} FROM (SELECT line AS raw_value, TO_TIMESTAMP_LTZ({ingest_ms}, 3) AS ingest_at FROM src)"
 
@@ -148,7 +148,8 @@ INGEST_MS = 1_767_312_000_000  # a day after the corpus' event times: none is in
 
 def _rules() -> tuple[str, str]:
     """The validate_config of conf/ and a Bronze topic of acme, the corpus' tenant."""
-    from jobs import compiler, paths, registry
+    from streamlake.compile import silver as compiler
+    from streamlake.config import paths, registry
 
     reg = registry.load_registry(paths.CONF_DIR)
     topic = next(t for t, owner in sorted(reg.topic_owner().items()) if owner == "acme")
@@ -166,12 +167,13 @@ def run_one(fmt: str, select: str, path: str) -> None:
     if fmt in ("jvm", "pandas", "thread"):
         config, topic = _rules()
     if fmt == "clock":
-        from jobs import compiler, paths, registry
+        from streamlake.compile import silver as compiler
+        from streamlake.config import paths, registry
 
         clock = compiler.event_clock(registry.load_registry(paths.CONF_DIR))
         select = select.replace("{clock}", clock).replace("{ingest_ms}", str(INGEST_MS))
     if fmt in ("jvm", "clock"):
-        from jobs import flinkenv
+        from streamlake.runtime import flinkenv
 
         conf.set("pipeline.jars", ";".join(flinkenv.job_jars()))
         for name, cls in (("silver_validate", "SilverValidate"), ("silver_clock", "SilverClock")):

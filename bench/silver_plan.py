@@ -3,7 +3,7 @@
 Flink's planner expands a SQL view inside every statement that reads it, and each expansion of a
 CROSS JOIN UNNEST gets its own correlation variable, so no two expansions look alike and none is
 shared: the JSON parsing behind a view read by four INSERTs runs four times (more, as views stack).
-The job runner (`jobs.sqlfile.statement_set`) registers each view as the Table of its query
+The job runner (`streamlake.compile.sqlfile.statement_set`) registers each view as the Table of its query
 instead, so every reader gets the same plan node and the optimizer shares it.
 
 This plans the Silver statement set both ways and counts, in each optimized execution plan, the
@@ -22,7 +22,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from jobs import catalog, flinkenv, settings, sqlfile
+from jobs import catalog
+from streamlake.compile import sqlfile
+from streamlake.config import settings
+from streamlake.runtime import flinkenv
 
 
 def count_calls(execution_plan: str) -> dict[str, int]:

@@ -1,6 +1,6 @@
 """A benchmark-only prototype: silver_validate's checks in Python (orjson), for bench/silver_parse.py.
 
-Reads the same rules JSON as the JVM function (jobs.compiler.validate_config) and returns the same
+Reads the same rules JSON as the JVM function (streamlake.compile.silver.validate_config) and returns the same
 kind of row. Not a complete port and not used by any job: orjson cannot report duplicate keys
 (it keeps the last), and it rejects lone surrogates as malformed JSON, so duplicate_key and
 invalid_unicode would need a second parser. It measures what a Python design costs per event:

@@ -1,3 +1,3 @@
-from jobs.cli import main
+from streamlake.cli import main
 
 raise SystemExit(main())

@@ -15,8 +15,10 @@ from typing import Any, Literal
 from pydantic import Field
 
 from connectors.kafka import BRONZE_TOPIC_CONFIG, KafkaTable
-from jobs import config, paths, sqlfile
-from jobs.settings import PlatformSettings
+from streamlake.compile import sqlfile
+from streamlake.config import loader as config
+from streamlake.config import paths
+from streamlake.config.settings import PlatformSettings
 
 
 @dataclass(frozen=True)
@@ -52,7 +54,7 @@ class SqlJob:
     # limit from conf/platform.yaml), under each table's own.
     topic_defaults: Mapping[str, str] = field(default_factory=dict)
     # State TTL (ms) of each deduplicate operator, by the event type whose rows it reads: set in
-    # the compiled plan (jobs/plan_ttl.py); other stateful operators keep table.exec.state.ttl.
+    # the compiled plan (streamlake/compile/plan_ttl.py); other stateful operators keep table.exec.state.ttl.
     dedup_ttl_ms: Mapping[str, int] = field(default_factory=dict)
 
     def topics(self) -> list[str]:
@@ -114,7 +116,7 @@ class SqlJob:
         self, t_env: Any, platform: PlatformSettings, *, bounded: bool = False
     ) -> dict[str, Any]:
         """The job's compiled JSON plan, as `run` executes it when it sets per-operator TTLs."""
-        from jobs import plan_ttl
+        from streamlake.compile import plan_ttl
 
         self._configure(t_env)
         stmt_set = sqlfile.statement_set(t_env, self.render(platform, bounded=bounded))
@@ -122,7 +124,7 @@ class SqlJob:
 
     def run(self, t_env: Any, platform: PlatformSettings, *, bounded: bool = False) -> Any:
         if self.dedup_ttl_ms:
-            from jobs import plan_ttl
+            from streamlake.compile import plan_ttl
 
             return plan_ttl.execute(t_env, self.compiled_plan(t_env, platform, bounded=bounded))
         self._configure(t_env)
@@ -178,7 +180,9 @@ def demo_event_counts(conf_dir: Path) -> SqlJob:
 
 def silver(conf_dir: Path) -> SqlJob:
     """Bronze -> Silver + DLQ + audit, compiled from the onboarding registry."""
-    from jobs import compiler, limits, registry, settings
+    from streamlake.compile import limits
+    from streamlake.compile import silver as compiler
+    from streamlake.config import registry, settings
 
     reg = registry.load_registry(conf_dir)
     platform_file = conf_dir / "platform.yaml"
@@ -240,8 +244,8 @@ def silver(conf_dir: Path) -> SqlJob:
 
 def gold(conf_dir: Path) -> SqlJob:
     """Silver -> Gold windows, late rows and CEP alerts, compiled from conf/gold*, conf/alerts."""
-    from jobs import gold as gold_conf
-    from jobs import registry
+    from streamlake.compile import gold as gold_conf
+    from streamlake.config import registry
 
     gc = gold_conf.load_gold(conf_dir)
     tables: dict[str, TableSpec] = {}
@@ -280,7 +284,7 @@ def gold(conf_dir: Path) -> SqlJob:
 
 def passthrough(conf_dir: Path) -> SqlJob:
     """The benchmark's baseline: Bronze copied to one topic, no logic (bench/, not the pipeline)."""
-    from jobs import registry
+    from streamlake.config import registry
 
     reg = registry.load_registry(conf_dir)
     return SqlJob(
@@ -300,12 +304,12 @@ def passthrough(conf_dir: Path) -> SqlJob:
 
 
 # Python DataStream jobs (not SQL files): submitted the same way, `flink run -py` on
-# jobs/flink_entry.py, which dispatches on the name.
+# streamlake/runtime/flink_entry.py, which dispatches on the name.
 STREAM_JOBS = ("device_anomaly",)
 
 
 def jobs(conf_dir: Path | None = None) -> dict[str, SqlJob]:
-    from jobs import settings
+    from streamlake.config import settings
 
     conf_dir = conf_dir or paths.CONF_DIR
     topic_defaults = settings.load_platform(conf_dir / "platform.yaml").kafka.topic_config()

@@ -49,8 +49,9 @@ from typing import Any
 from pydantic import Field, field_validator
 from pyflink.datastream import FlatMapFunction, KeyedProcessFunction
 
-from jobs import config, paths, registry
-from jobs.settings import PlatformSettings
+from streamlake.config import loader as config
+from streamlake.config import paths, registry
+from streamlake.config.settings import PlatformSettings
 
 JOB_NAME = "device_anomaly"
 CONFIG_FILE = Path("streams") / "device_anomaly.yaml"
@@ -753,7 +754,7 @@ def stream_env(
     from pyflink.common import Configuration
     from pyflink.datastream import StreamExecutionEnvironment
 
-    from jobs import flinkenv
+    from streamlake.runtime import flinkenv
 
     settings = {
         "pipeline.name": name,

@@ -14,8 +14,8 @@ import pytest
 import yaml
 
 from connectors import kafka
-from jobs import paths, settings
-from jobs.settings import PlatformSettings
+from streamlake.config import paths, settings
+from streamlake.config.settings import PlatformSettings
 
 _TIERS = ("unit", "job", "integration")
 

@@ -16,7 +16,9 @@ from typing import Any
 import pytest
 
 from connectors import kafka
-from jobs import catalog, settings, submit
+from jobs import catalog
+from streamlake.config import settings
+from streamlake.runtime import submit
 from tests import pipeline_checks as pc
 from tests.conftest import SilverConf
 from tests.job.test_gold import read_gold

@@ -37,8 +37,10 @@ import pytest
 from inotify_simple import INotify, flags
 
 from connectors import kafka
-from connectors.delta_loader import DeltaSink, read_delta
-from jobs import catalog, lake, stack
+from jobs import catalog
+from streamlake.lake import tables as lake
+from streamlake.lake.loader import DeltaSink, read_delta
+from streamlake.stack import control as stack
 from tests import catchup_stream as cs
 from tests import pipeline_checks as pc
 from tests.conftest import SilverConf

@@ -11,8 +11,11 @@ from pathlib import Path
 import pytest
 
 from connectors import kafka
-from jobs import demo, paths, settings, stack, submit
-from jobs.settings import PlatformSettings
+from demo import run as demo
+from streamlake.config import paths, settings
+from streamlake.config.settings import PlatformSettings
+from streamlake.runtime import submit
+from streamlake.stack import control as stack
 
 
 @pytest.fixture(scope="module")

@@ -27,7 +27,7 @@ from typing import Any
 from deltalake import DeltaTable
 
 from connectors import kafka
-from connectors.delta_loader import read_delta
+from streamlake.lake.loader import read_delta
 from tests.support.lake_files import Appearing, is_data_file, uncommitted_files
 
 EVENTS = 200_000
@@ -40,7 +40,7 @@ def loader_cmd(bootstrap: str, topic: str, uri: str, group: str, *extra: str) ->
     return [
         sys.executable,
         "-m",
-        "connectors.delta_loader",
+        "streamlake.lake.loader",
         "--bootstrap",
         bootstrap,
         "--group",

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from connectors import kafka
-from jobs import settings, submit
+from streamlake.config import settings
+from streamlake.runtime import submit
 from tests.conftest import make_silver_conf
 from tests.job.test_gold import (
     AGGREGATES,

@@ -17,8 +17,10 @@ import pytest
 from deltalake import DeltaTable
 
 from connectors import kafka
-from connectors.delta_loader import Loader, read_delta
-from jobs import config, lake, paths
+from streamlake.config import loader as config
+from streamlake.config import paths
+from streamlake.lake import tables as lake
+from streamlake.lake.loader import Loader, read_delta
 from tests.conftest import SilverConf
 
 # Azurite's documented development account and key: public constants, not a secret.

@@ -11,8 +11,11 @@ from pathlib import Path
 import polars as pl
 
 from connectors import kafka
-from connectors.delta_loader import Loader
-from jobs import lake, registry, settings, stack, submit
+from streamlake.config import registry, settings
+from streamlake.lake import tables as lake
+from streamlake.lake.loader import Loader
+from streamlake.runtime import submit
+from streamlake.stack import control as stack
 from tests.conftest import SilverConf
 from tests.job.test_silver_corpus import create_topics, read, send
 from tests.support import silver_corpus

@@ -20,8 +20,11 @@ from pathlib import Path
 import pytest
 
 from connectors import kafka
-from jobs import demo, lake, stack, submit
-from jobs.settings import PlatformSettings
+from demo import run as demo
+from streamlake.config.settings import PlatformSettings
+from streamlake.lake import tables as lake
+from streamlake.runtime import submit
+from streamlake.stack import control as stack
 from tests.support.private_stack import PrivateStack, private_stack, wait_until
 
 

@@ -3,14 +3,16 @@ its own deduplicate operator in the plan the Silver job runs, not one TTL for th
 
 The plan is the compiled JSON plan `SqlJob.run` executes. Each deduplicate operator is matched to
 its event type here by where its rows go (the Silver sink downstream of it), independently of how
-the job matched it (by the event-type literal upstream, jobs/plan_ttl.py)."""
+the job matched it (by the event-type literal upstream, streamlake/compile/plan_ttl.py)."""
 
 from __future__ import annotations
 
 from collections import deque
 from typing import Any
 
-from jobs import catalog, flinkenv, settings
+from jobs import catalog
+from streamlake.config import settings
+from streamlake.runtime import flinkenv
 from tests.conftest import SilverConf
 
 HORIZONS = {"device_telemetry": ("10min", 600_000), "orders": ("2h", 7_200_000)}

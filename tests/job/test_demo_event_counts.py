@@ -18,7 +18,9 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 
 from connectors import kafka
-from jobs import catalog, flinkenv, settings
+from jobs import catalog
+from streamlake.config import settings
+from streamlake.runtime import flinkenv
 
 WINDOW_MS = 10_000
 BASE = 1_767_225_600_000  # 2026-01-01T00:00:00Z

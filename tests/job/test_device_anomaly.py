@@ -32,8 +32,11 @@ import yaml
 from confluent_kafka import Consumer, TopicPartition
 
 from connectors import kafka
-from connectors.delta_loader import DeltaSink
-from jobs import config, device_anomaly, lake, registry, settings
+from jobs import device_anomaly
+from streamlake.config import loader as config
+from streamlake.config import registry, settings
+from streamlake.lake import tables as lake
+from streamlake.lake.loader import DeltaSink
 from tests.conftest import SilverConf
 from tests.oracles import gold as gold_oracle
 from tests.oracles.anomaly import Reading, expected_alerts, flink_ltz
@@ -534,7 +537,7 @@ def test_alert_timestamps_are_written_as_flinks_json_format_writes_them(
     """The alert topic is shared with SQL alerts: a TIMESTAMP_LTZ(3) column written by the
     platform's Kafka/json table must read the same as the job's Python rendering, and back."""
     from connectors.kafka import KafkaTable
-    from jobs import flinkenv
+    from streamlake.runtime import flinkenv
 
     topic = topic_factory("alert_format_check", partitions=1)
     table = KafkaTable(

@@ -16,7 +16,9 @@ import pytest
 import yaml
 
 from connectors import kafka
-from jobs import catalog, flinkenv, settings
+from jobs import catalog
+from streamlake.config import settings
+from streamlake.runtime import flinkenv
 from tests.conftest import SilverConf, make_silver_conf
 from tests.oracles import gold as oracle
 from tests.support.timefmt import duration_ms
@@ -341,8 +343,9 @@ def test_gold_hand_timed(gold_conf: GoldConf, bootstrap: str, parallelism: int) 
 
 
 def load_lake(gc: GoldConf, bootstrap: str, root: Path) -> list[Any]:
-    from connectors.delta_loader import Loader
-    from jobs import lake, registry
+    from streamlake.config import registry
+    from streamlake.lake import tables as lake
+    from streamlake.lake.loader import Loader
 
     reg = registry.load_registry(gc.dir)
     sinks = [
@@ -390,7 +393,7 @@ def check_delta(gc: GoldConf, bootstrap: str, rows: list[dict[str, Any]], tmp_la
     equal to the oracle; a replay adds nothing."""
     from deltalake import DeltaTable
 
-    from connectors.delta_loader import read_delta
+    from streamlake.lake.loader import read_delta
 
     sinks = load_lake(gc, bootstrap, tmp_lake)
     by_table = {s.table: s for s in sinks}
@@ -436,7 +439,7 @@ def check_delta(gc: GoldConf, bootstrap: str, rows: list[dict[str, Any]], tmp_la
     assert {rid: sorted(v) for rid, v in got_alerts.items()} == alerts_expected(on_time)
     versions = {s.table: DeltaTable(s.uri).version() for s in sinks}
     # Replaying the same offsets (a fresh consumer group) adds no rows and no versions.
-    from connectors.delta_loader import Loader
+    from streamlake.lake.loader import Loader
 
     Loader(bootstrap, f"replay-{gc.sc.uid}", sinks, flush_ms=200, instance_id=f"r-{gc.sc.uid}").run(
         idle_exit_s=3

@@ -9,7 +9,9 @@ import time
 from pathlib import Path
 
 from connectors import kafka
-from jobs import catalog, flinkenv, settings
+from jobs import catalog
+from streamlake.config import settings
+from streamlake.runtime import flinkenv
 from tests.conftest import make_silver_conf
 from tests.job.test_gold import AGGREGATES, BOUND_MS, GoldConf, check_all, oracle_aggregate, to_rows
 from tests.oracles import gold as oracle

@@ -3,7 +3,7 @@ Job tier, not unit: it reads the built jars."""
 
 from __future__ import annotations
 
-from jobs import paths
+from streamlake.config import paths
 from tests.support.pom import pom_props
 
 

@@ -16,7 +16,9 @@ from typing import Any
 import pytest
 
 from connectors import kafka
-from jobs import catalog, flinkenv, settings
+from jobs import catalog
+from streamlake.config import settings
+from streamlake.runtime import flinkenv
 from tests.conftest import SilverConf, make_silver_conf
 from tests.support import silver_corpus
 

@@ -23,7 +23,9 @@ from typing import Any
 import pytest
 
 from connectors import kafka
-from jobs import catalog, flinkenv, registry, settings
+from jobs import catalog
+from streamlake.config import registry, settings
+from streamlake.runtime import flinkenv
 from tests.conftest import SilverConf, make_silver_conf
 
 MAX_RECORD_BYTES = 1_048_576
@@ -276,7 +278,7 @@ def test_every_bad_record_has_one_bounded_dlq_row(poison_run: dict[str, Any]) ->
 def test_every_dlq_message_fits_far_below_the_sink_limit(poison_run: dict[str, Any]) -> None:
     sizes = [len(v) for v in poison_run["dlq_raw"]]
     platform = settings.load_platform(poison_run["sc"].dir / "platform.yaml")
-    from jobs import limits
+    from streamlake.compile import limits
 
     bound = limits.dlq_row_max_bytes(registry.load_registry(poison_run["sc"].dir))
     assert max(sizes) < bound < platform.kafka.max_message_bytes
@@ -305,8 +307,8 @@ def test_the_other_tenants_rows_and_the_valid_big_record_are_in_silver(
 def test_dlq_rows_land_in_delta_through_the_loader(
     poison_run: dict[str, Any], bootstrap: str
 ) -> None:
-    from connectors.delta_loader import Loader, read_delta
-    from jobs import lake
+    from streamlake.lake import tables as lake
+    from streamlake.lake.loader import Loader, read_delta
 
     sc: SilverConf = poison_run["sc"]
     root: Path = poison_run["lake"]

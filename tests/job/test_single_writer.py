@@ -7,7 +7,10 @@ from __future__ import annotations
 import pytest
 
 from connectors import kafka
-from jobs import catalog, settings, stack, submit
+from jobs import catalog
+from streamlake.config import settings
+from streamlake.runtime import submit
+from streamlake.stack import control as stack
 from tests.conftest import SilverConf
 
 

@@ -1,7 +1,7 @@
 """An independent model of the Gold job's results, in plain Python, for the tests.
 
 Written from the definitions in the docs (Flink's window TVFs, MATCH_RECOGNIZE, watermarks), not
-from the compiler: it shares no code with jobs/gold.py. Times are epoch milliseconds.
+from the compiler: it shares no code with streamlake/compile/gold.py. Times are epoch milliseconds.
 
 Rows come in the order they were read from their Bronze partitions, one sequence per partition
 (`partition` below; one partition unless a row says otherwise). The watermark a row meets is the

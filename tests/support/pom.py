@@ -5,7 +5,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from jobs import paths
+from streamlake.config import paths
 
 NS = {"m": "http://maven.apache.org/POM/4.0.0"}
 

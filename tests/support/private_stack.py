@@ -20,8 +20,9 @@ from typing import Any
 
 import yaml
 
-from jobs import paths, settings, stack
-from jobs.settings import PlatformSettings
+from streamlake.config import paths, settings
+from streamlake.config.settings import PlatformSettings
+from streamlake.stack import control as stack
 
 
 def wait_until(what: str, check: Callable[[], Any], timeout_s: float = 120.0) -> Any:

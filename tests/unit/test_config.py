@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from jobs import catalog, config, paths, settings
+from jobs import catalog
+from streamlake.config import loader as config
+from streamlake.config import paths, settings
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -79,7 +81,7 @@ def test_secret_references(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_cli_exits_nonzero_on_bad_config(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from jobs import cli
+    from streamlake import cli
 
     d = tmp_path / "conf"
     d.mkdir()

@@ -3,7 +3,8 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from jobs import demo, paths
+from demo import run as demo
+from streamlake.config import paths
 from tests.oracles import demo as demo_oracle
 from tests.support.timefmt import iso
 

@@ -8,7 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from jobs import catalog, config, gold, paths
+from jobs import catalog
+from streamlake.compile import gold
+from streamlake.config import loader as config
+from streamlake.config import paths
 
 
 @pytest.fixture
@@ -43,7 +46,7 @@ def test_repo_gold_config_loads_every_window_and_rule_kind() -> None:
 
 
 def test_compiled_sql_uses_window_tvfs_match_recognize_and_the_late_split() -> None:
-    from jobs import settings
+    from streamlake.config import settings
 
     sql = catalog.get("gold").render(settings.load_platform())
     for tvf in (

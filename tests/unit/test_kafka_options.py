@@ -53,7 +53,8 @@ def test_sink_request_size_is_the_platform_limit() -> None:
 
 
 def test_every_sink_of_every_job_gets_the_limit_and_every_topic_its_config() -> None:
-    from jobs import catalog, settings
+    from jobs import catalog
+    from streamlake.config import settings
 
     platform = settings.load_platform()
     limit = str(platform.kafka.max_message_bytes)

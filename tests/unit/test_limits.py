@@ -11,7 +11,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from jobs import catalog, config, limits, paths, registry, settings
+from jobs import catalog
+from streamlake.compile import limits
+from streamlake.config import loader as config
+from streamlake.config import paths, registry, settings
 
 
 @pytest.fixture

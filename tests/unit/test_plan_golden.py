@@ -9,7 +9,8 @@ import os
 
 import pytest
 
-from jobs import cli, paths
+from streamlake import cli
+from streamlake.config import paths
 
 GOLDEN = paths.REPO / "tests" / "golden" / "plan.sql"
 

@@ -7,7 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from jobs import catalog, cli, config, paths, registry
+from jobs import catalog
+from streamlake import cli
+from streamlake.config import loader as config
+from streamlake.config import paths, registry
 
 
 @pytest.fixture
@@ -117,7 +120,7 @@ def test_secret_is_a_reference_and_redacted_in_plan(
         "pii_hash_key: hunter2hunter2",
     )
     job = catalog.get("silver", conf)
-    from jobs import settings
+    from streamlake.config import settings
 
     with pytest.raises(
         config.ConfigError, match=r"pii_hash_key: expected a reference like \$\{env:NAME\}"

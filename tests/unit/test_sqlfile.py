@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from jobs import sqlfile
+from streamlake.compile import sqlfile
 
 
 def test_split_respects_quotes_and_comments() -> None:
@@ -31,7 +31,7 @@ def test_render_refuses_missing_and_unused(tmp_path: Path) -> None:
 
 
 def test_every_sql_file_has_a_purpose_header() -> None:
-    from jobs import paths
+    from streamlake.config import paths
 
     files = sorted(paths.SQL_DIR.rglob("*.sql"))
     assert files

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from jobs import paths, settings, stack
+from streamlake.config import paths, settings
+from streamlake.stack import control as stack
 
 
 def test_kafka_properties_are_single_node_loopback_and_transaction_ready() -> None:
@@ -118,7 +119,7 @@ def test_cluster_restarts_are_failure_rate_bounded(tmp_path: Path) -> None:
 
 
 def test_a_restart_rate_that_can_never_be_exceeded_is_refused(tmp_path: Path) -> None:
-    from jobs import config
+    from streamlake.config import loader as config
 
     p = tmp_path / "platform.yaml"
     # 3 failures at least 2 min apart never make 4 within 5 min: the job would restart forever.

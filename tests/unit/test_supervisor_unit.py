@@ -11,8 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from jobs import config, settings, stack, submit, supervisor
-from jobs.settings import PlatformSettings, SupervisorSettings
+from streamlake.config import loader as config
+from streamlake.config import settings
+from streamlake.config.settings import PlatformSettings, SupervisorSettings
+from streamlake.runtime import submit
+from streamlake.stack import control as stack
+from streamlake.stack import supervisor
 
 
 def test_backoff_doubles_from_one_second_to_thirty() -> None:

@@ -6,7 +6,9 @@ import json
 
 import pytest
 
-from jobs import catalog, compiler, paths, registry, settings
+from jobs import catalog
+from streamlake.compile import silver as compiler
+from streamlake.config import paths, registry, settings
 
 
 def test_rules_carry_each_versions_constraints_and_the_routing_lists() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import tomllib
 
-from jobs import paths
+from streamlake.config import paths
 from tests.support.pom import pom_props
 
 

@@ -3,7 +3,7 @@
 Each process is started by us in its own session, with its pid and start time in .stack/run/, so
 `down` stops exactly the processes `up` started (a recycled pid is never signalled). Each start
 waits on a real health check: the broker answers a metadata request; Flink's REST /overview lists
-a TaskManager. `up` starts them through the supervisor (jobs/supervisor.py), which is their parent
+a TaskManager. `up` starts them through the supervisor (streamlake/stack/supervisor.py), which is their parent
 and starts one again when it dies.
 """
 
@@ -30,8 +30,8 @@ from typing import Any
 import yaml
 
 from connectors import kafka
-from jobs import paths
-from jobs.settings import PlatformSettings
+from streamlake.config import paths
+from streamlake.config.settings import PlatformSettings
 
 
 class StackError(Exception):
@@ -669,7 +669,7 @@ def up(
     s: PlatformSettings, *, flink: bool = True, loader: bool = True, conf_dir: Path | None = None
 ) -> list[str]:
     """Start the stack under its supervisor and wait until every part is healthy."""
-    from jobs import supervisor
+    from streamlake.stack import supervisor
 
     return supervisor.launch(s, components(flink=flink, loader=loader), conf_dir)
 
@@ -763,7 +763,7 @@ def failed_jobs(s: PlatformSettings) -> list[str]:
 
 
 def status(s: PlatformSettings) -> list[str]:
-    from jobs import supervisor
+    from streamlake.stack import supervisor
 
     lines = supervisor.process_lines()
     if owned("kafka"):
@@ -784,7 +784,7 @@ def status(s: PlatformSettings) -> list[str]:
         except (OSError, urllib.error.URLError, ValueError) as exc:
             lines.append(f"flink cluster      {s.flink.rest_url} NOT answering ({exc})")
     if owned("loader") and owned("kafka"):
-        from jobs import lake
+        from streamlake.lake import tables as lake
 
         lines.append(
             "delta loader       lag per table (offsets past the Delta log, incl. transaction markers):"

@@ -6,18 +6,19 @@ import argparse
 import sys
 from pathlib import Path
 
-from jobs import config, paths
+from streamlake.config import loader as config
+from streamlake.config import paths
 
 
 def _platform(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    from jobs import settings
+    from streamlake.config import settings
 
     conf: Path | None = args.conf
     return settings.load_platform(conf / "platform.yaml" if conf else None)
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    from jobs import stack
+    from streamlake.stack import control as stack
 
     for line in stack.up(_platform(args), flink=not args.kafka_only, conf_dir=args.conf):
         print(line)
@@ -26,13 +27,13 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 def cmd_supervise(args: argparse.Namespace) -> int:
     """The supervisor process itself (started by `up`, stopped by `down`); not for users."""
-    from jobs import supervisor
+    from streamlake.stack import supervisor
 
     return supervisor.main(_platform(args), args.components, args.conf)
 
 
 def cmd_down(args: argparse.Namespace) -> int:
-    from jobs import stack
+    from streamlake.stack import control as stack
 
     for line in stack.down():
         print(line)
@@ -41,7 +42,7 @@ def cmd_down(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     """Exit 1 if a job of the cluster has FAILED (its root cause is printed beside it)."""
-    from jobs import stack
+    from streamlake.stack import control as stack
 
     platform = _platform(args)
     for line in stack.status(platform):
@@ -85,7 +86,7 @@ def cmd_topics(args: argparse.Namespace) -> int:
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
-    from jobs import submit
+    from streamlake.runtime import submit
 
     job_id = submit.submit(
         args.job,
@@ -101,7 +102,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
 def cmd_resume(args: argparse.Namespace) -> int:
     """Submit jobs again from their latest checkpoints (after a JobManager restart, a cancel)."""
-    from jobs import submit
+    from streamlake.runtime import submit
 
     platform = _platform(args)
     names = submit.resumable_jobs(platform) if args.all else args.jobs
@@ -116,7 +117,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 def cmd_stop(args: argparse.Namespace) -> int:
     """Stop a running job with a savepoint; resume it with `submit JOB --from-savepoint PATH`."""
-    from jobs import submit
+    from streamlake.runtime import submit
 
     path = submit.stop_with_savepoint(_platform(args), args.job_id, args.savepoint_dir)
     print(f"stopped {args.job_id}; savepoint: {path}")
@@ -125,7 +126,8 @@ def cmd_stop(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Run a job on the local executor (no cluster), e.g. to try a config change."""
-    from jobs import catalog, flinkenv
+    from jobs import catalog
+    from streamlake.runtime import flinkenv
 
     platform = _platform(args)
     job = catalog.get(args.job, args.conf)
@@ -135,7 +137,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_sql(args: argparse.Namespace) -> int:
-    from jobs import submit
+    from streamlake.runtime import submit
 
     res = submit.run_sql(_platform(args), args.file, args.conf)
     if res is None:
@@ -150,8 +152,10 @@ def cmd_loader(args: argparse.Namespace) -> int:
     """Run the Delta loader for every table of the lake, in the foreground."""
     import logging
 
-    from connectors.delta_loader import Loader, install_signal_handlers, lake_uri
-    from jobs import lake, registry, stack
+    from streamlake.config import registry
+    from streamlake.lake import tables as lake
+    from streamlake.lake.loader import Loader, install_signal_handlers, lake_uri
+    from streamlake.stack import control as stack
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     platform = _platform(args)
@@ -174,8 +178,9 @@ def cmd_loader(args: argparse.Namespace) -> int:
 
 
 def cmd_lake(args: argparse.Namespace) -> int:
-    from connectors.delta_loader import maintain
-    from jobs import lake, registry
+    from streamlake.config import registry
+    from streamlake.lake import tables as lake
+    from streamlake.lake.loader import maintain
 
     platform = _platform(args)
     settings_, sinks = lake.all_sinks(args.conf)
@@ -213,7 +218,7 @@ def cmd_lake(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from jobs import demo
+    from demo import run as demo
 
     return demo.run(_platform(args))
 
@@ -301,7 +306,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"config error: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:
-        from jobs import sqlfile, stack
+        from streamlake.compile import sqlfile
+        from streamlake.stack import control as stack
 
         if isinstance(exc, stack.StackError | sqlfile.SqlTemplateError | TimeoutError | KeyError):
             print(f"error: {exc}", file=sys.stderr)

@@ -13,8 +13,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from jobs import paths, registry, sqlfile
-from jobs.registry import EventType, FieldSpec, Registry
+from streamlake.compile import sqlfile
+from streamlake.config import paths, registry
+from streamlake.config.registry import EventType, FieldSpec, Registry
 
 SILVER_SQL = paths.SQL_DIR / "silver" / "silver.sql"
 EVENT_TYPE_SQL = paths.SQL_DIR / "silver" / "event_type.sql"

@@ -27,8 +27,9 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from jobs import paths, stack
-from jobs.settings import PlatformSettings
+from streamlake.config import paths
+from streamlake.config.settings import PlatformSettings
+from streamlake.stack import control as stack
 
 log = logging.getLogger("streamlake.supervisor")
 
@@ -269,7 +270,7 @@ def _restart_with_jobmanager(tm: Watch) -> None:
 
 
 def _ms(duration: str) -> int:
-    from jobs.registry import duration_ms
+    from streamlake.config.registry import duration_ms
 
     return duration_ms(duration)
 

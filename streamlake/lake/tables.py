@@ -11,9 +11,12 @@ from pathlib import Path
 import pyarrow as pa
 from pydantic import Field
 
-from connectors.delta_loader import DeltaSink, lake_uri, read_delta
-from jobs import config, gold, paths, registry
-from jobs.registry import Duration, FieldSpec, Registry
+from streamlake.lake.loader import DeltaSink, lake_uri, read_delta
+from streamlake.config import loader as config
+from streamlake.compile import gold
+from streamlake.config import paths
+from streamlake.config import registry
+from streamlake.config.registry import Duration, FieldSpec, Registry
 
 _SECRET_KEY = ("key", "secret", "token", "password", "sas", "connection_string")
 

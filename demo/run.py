@@ -16,8 +16,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from connectors import kafka
-from jobs import catalog, paths, stack, submit
-from jobs.settings import PlatformSettings
+from jobs import catalog
+from streamlake.config import paths
+from streamlake.config.settings import PlatformSettings
+from streamlake.runtime import submit
+from streamlake.stack import control as stack
 
 BASE_MS = int(datetime(2026, 1, 1, tzinfo=UTC).timestamp() * 1000)
 
@@ -185,8 +188,9 @@ def placement(
 
 def run_silver(platform: PlatformSettings) -> bool:
     """Bronze -> Silver on the cluster, checked against what the generator says must happen."""
-    from connectors.delta_loader import DeltaSink, lake_uri
-    from jobs import lake, registry
+    from streamlake.config import registry
+    from streamlake.lake import tables as lake
+    from streamlake.lake.loader import DeltaSink, lake_uri
 
     job = catalog.get("silver")
     reg = registry.load_registry(paths.CONF_DIR)
@@ -382,7 +386,8 @@ def run_gold(
     """Silver -> Gold windows, late rows and alerts on the cluster, each checked against what the
     oracle computes from the events sent; returns whether all match, and the rows each Gold, late
     and alert table must get."""
-    from jobs import config, registry
+    from streamlake.config import loader as config
+    from streamlake.config import registry
 
     oracle = _oracle()
     reg = registry.load_registry(paths.CONF_DIR)

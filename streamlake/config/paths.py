@@ -6,7 +6,7 @@ import os
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 CONF_DIR = REPO / "conf"
 SQL_DIR = REPO / "sql"
 POM = REPO / "connectors" / "maven" / "pom.xml"

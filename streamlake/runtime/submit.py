@@ -12,8 +12,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from jobs import catalog, flinkenv, paths, sqlfile, stack
-from jobs.settings import PlatformSettings
+from jobs import catalog
+from streamlake.compile import sqlfile
+from streamlake.config import paths
+from streamlake.config.settings import PlatformSettings
+from streamlake.runtime import flinkenv
+from streamlake.stack import control as stack
 
 _JOB_ID = re.compile(r"JobID ([0-9a-f]{32})")
 _CREATE_TABLE = re.compile(r"CREATE\s+(?:TEMPORARY\s+)?TABLE\s+(`?[A-Za-z0-9_]+`?)", re.IGNORECASE)
@@ -73,7 +77,7 @@ def submit(
         "--detached",
         *(["--fromSavepoint", savepoint] if savepoint else []),
         "-py",
-        str(paths.REPO / "jobs" / "flink_entry.py"),
+        str(paths.REPO / "streamlake" / "runtime" / "flink_entry.py"),
         "-pyexec",
         py,
         "-pyclientexec",

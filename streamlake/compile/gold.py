@@ -20,9 +20,11 @@ from typing import Literal
 import yaml
 from pydantic import Field, field_validator, model_validator
 
-from jobs import config, paths, registry, sqlfile
-from jobs.compiler import interval, q
-from jobs.registry import Duration, EventType, FieldSpec, Registry
+from streamlake.compile import sqlfile
+from streamlake.compile.silver import interval, q
+from streamlake.config import loader as config
+from streamlake.config import paths, registry
+from streamlake.config.registry import Duration, EventType, FieldSpec, Registry
 
 GOLD_SQL = paths.SQL_DIR / "gold" / "gold.sql"
 SOURCE_SQL = paths.SQL_DIR / "gold" / "event_type.sql"

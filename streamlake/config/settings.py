@@ -8,8 +8,9 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from jobs import config, paths
-from jobs.registry import Duration, duration_ms
+from streamlake.config import loader as config
+from streamlake.config import paths
+from streamlake.config.registry import Duration, duration_ms
 
 _ID = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 _MEM = re.compile(r"^[1-9][0-9]*[mg]$")

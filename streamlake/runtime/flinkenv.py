@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from jobs import paths
-from jobs.settings import PlatformSettings
+from streamlake.config import paths
+from streamlake.config.settings import PlatformSettings
 
 
 def connector_jars() -> list[str]:

@@ -17,10 +17,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from jobs import config
-from jobs.compiler import Leaf, _leaves
-from jobs.registry import EventType, Registry
-from jobs.settings import PlatformSettings
+from streamlake.compile.silver import Leaf, _leaves
+from streamlake.config import loader as config
+from streamlake.config.registry import EventType, Registry
+from streamlake.config.settings import PlatformSettings
 
 # Kafka's own framing of one record in its own batch (batch header 61 bytes, record header up to
 # ~25), rounded up.

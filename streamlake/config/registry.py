@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
-from jobs import config
+from streamlake.config import loader as config
 
 TENANT_ID = re.compile(r"^[a-z][a-z0-9_-]{1,62}$")
 NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")

@@ -20,7 +20,9 @@ def main(argv: list[str]) -> int:
     import argparse
     from pathlib import Path
 
-    from jobs import catalog, flinkenv, paths, settings
+    from jobs import catalog
+    from streamlake.config import paths, settings
+    from streamlake.runtime import flinkenv
 
     ap = argparse.ArgumentParser(prog="flink_entry")
     ap.add_argument("job")

@@ -530,7 +530,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """One table from one topic, for tests and ad-hoc loads (`python -m jobs loader` runs the lake)."""
     import argparse
 
-    ap = argparse.ArgumentParser(prog="python -m connectors.delta_loader")
+    ap = argparse.ArgumentParser(prog="python -m streamlake.lake.loader")
     ap.add_argument("--bootstrap", required=True)
     ap.add_argument("--group", required=True)
     ap.add_argument("--table", required=True)

@@ -1,0 +1,1 @@
+"""Config at the boundary: typed YAML, the onboarding registry, platform settings, paths."""

@@ -1,0 +1,1 @@
+"""Runtime: the Flink environment, submission to the cluster, the entry `flink run` calls."""

@@ -1,0 +1,1 @@
+"""The local stack: a Kafka broker and a Flink cluster on loopback, and their supervisor."""
