@@ -1,0 +1,1 @@
+"""The lake: Delta tables derived from config, their sinks, the exactly-once loader."""
