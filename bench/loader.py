@@ -25,7 +25,8 @@ import pyarrow as pa
 from bench.silver_parse import _cpu
 from connectors import kafka
 from streamlake.config import settings
-from streamlake.lake.loader import DeltaSink, Loader
+from streamlake.lake.loader import Loader
+from streamlake.lake.sink import DeltaSink
 
 SCHEMA = pa.schema(
     [

@@ -50,7 +50,7 @@ from jobs import catalog
 from streamlake.config import paths, settings
 from streamlake.config.settings import PlatformSettings
 from streamlake.runtime import submit
-from streamlake.stack import control as stack
+from streamlake.stack import cluster, processes
 
 RESULTS = paths.REPO / "bench" / "results"
 WORK = paths.STACK / "bench"
@@ -255,10 +255,10 @@ class FlinkSourceRecords:
 
     def _find(self, jid: str) -> list[tuple[str, str]]:
         out = []
-        for v in stack.rest_get(self.plat, f"/jobs/{jid}")["vertices"]:
+        for v in cluster.rest_get(self.plat, f"/jobs/{jid}")["vertices"]:
             if not v["name"].startswith("Source"):
                 continue
-            ids = stack.rest_get(self.plat, f"/jobs/{jid}/vertices/{v['id']}/subtasks/metrics")
+            ids = cluster.rest_get(self.plat, f"/jobs/{jid}/vertices/{v['id']}/subtasks/metrics")
             for m in ids:
                 if m["id"].startswith("Source") and m["id"].endswith(".numRecordsOut"):
                     out.append((v["id"], m["id"]))
@@ -269,7 +269,7 @@ class FlinkSourceRecords:
             self.metric[jid] = self._find(jid)
         total = 0
         for vid, mid in self.metric[jid]:
-            got = stack.rest_get(
+            got = cluster.rest_get(
                 self.plat, f"/jobs/{jid}/vertices/{vid}/subtasks/metrics?get={mid}&agg=sum"
             )
             total += int(float(got[0]["sum"])) if got else 0
@@ -278,7 +278,7 @@ class FlinkSourceRecords:
 
 def last_checkpoint_ms(plat: PlatformSettings, job_id: str) -> int:
     """Trigger time (epoch ms) of the job's latest completed checkpoint, 0 if none."""
-    cp = stack.rest_get(plat, f"/jobs/{job_id}/checkpoints")
+    cp = cluster.rest_get(plat, f"/jobs/{job_id}/checkpoints")
     latest = (cp.get("latest") or {}).get("completed") or {}
     return int(latest.get("trigger_timestamp") or 0)
 
@@ -467,7 +467,7 @@ class GoldWatcher(threading.Thread):
         self.ready.set()
 
     def run(self) -> None:
-        from streamlake.lake.loader import read_delta
+        from streamlake.lake.sink import read_delta
 
         first = True
         while not self.stop_flag.is_set():
@@ -915,7 +915,7 @@ def run_scenario(
                 )
             )
         if sc.loader:
-            from streamlake.lake.loader import lake_uri
+            from streamlake.lake.sink import lake_uri
 
             lake_root = str(WORK / sc.name / "lake")
             silver_uri = lake_uri(lake_root, "silver_device_telemetry")
@@ -1055,7 +1055,7 @@ def _r(x: float | None) -> float | None:
 def _roots() -> dict[str, int]:
     out = {}
     for name in ("kafka", "flink-jobmanager", "flink-taskmanager"):
-        proc = stack.owned(name)
+        proc = processes.owned(name)
         if proc is not None:
             out[name] = proc.pid
     return out
@@ -1067,7 +1067,7 @@ def _delta_files(root: Path) -> int:
 
 def wait_for_free_slots(plat: PlatformSettings, n: int, timeout_s: float = 300) -> None:
     deadline = time.monotonic() + timeout_s
-    while int(stack.rest_get(plat, "/overview").get("slots-available", 0)) < n:
+    while int(cluster.rest_get(plat, "/overview").get("slots-available", 0)) < n:
         if time.monotonic() > deadline:
             raise TimeoutError(f"fewer than {n} free task slots after {timeout_s:.0f}s")
         time.sleep(1)
@@ -1078,10 +1078,10 @@ def profile(plat: PlatformSettings, job_id: str) -> dict[str, Any]:
     busiest one (Flink's on-CPU flame graph, sampled through the REST API)."""
     out: dict[str, Any] = {"vertices": []}
     try:
-        job = stack.rest_get(plat, f"/jobs/{job_id}")
+        job = cluster.rest_get(plat, f"/jobs/{job_id}")
         busiest, most = None, -1.0
         for v in job["vertices"]:
-            got = stack.rest_get(
+            got = cluster.rest_get(
                 plat,
                 f"/jobs/{job_id}/vertices/{v['id']}/subtasks/metrics"
                 "?get=busyTimeMsPerSecond,backPressuredTimeMsPerSecond&agg=max",
@@ -1098,9 +1098,9 @@ def profile(plat: PlatformSettings, job_id: str) -> dict[str, Any]:
             if busy > most:
                 busiest, most = v["id"], busy
         url = f"/jobs/{job_id}/vertices/{busiest}/flamegraph?type=on_cpu"
-        stack.rest_get(plat, url)  # the first request starts the sampling
+        cluster.rest_get(plat, url)  # the first request starts the sampling
         time.sleep(6)
-        tree = stack.rest_get(plat, url).get("data", {})
+        tree = cluster.rest_get(plat, url).get("data", {})
         inclusive: dict[str, int] = {}
 
         def walk(n: dict[str, Any]) -> None:
@@ -1139,7 +1139,7 @@ def profile(plat: PlatformSettings, job_id: str) -> dict[str, Any]:
 
 def _checkpoints(plat: PlatformSettings, job_id: str) -> dict[str, Any]:
     try:
-        cp = stack.rest_get(plat, f"/jobs/{job_id}/checkpoints")
+        cp = cluster.rest_get(plat, f"/jobs/{job_id}/checkpoints")
     except Exception:
         return {}
     s = cp.get("summary", {}).get("end_to_end_duration", {})
@@ -1322,7 +1322,7 @@ def main() -> int:
     ap.add_argument("--scenarios", default="baseline,pipeline_eo,pipeline_alo,peer")
     args = ap.parse_args()
     plat = settings.load_platform()
-    if not stack.flink_healthy(plat):
+    if not cluster.flink_healthy(plat):
         raise SystemExit("no Flink cluster: run `make up` first (make bench does)")
     spec = LoadSpec()
     known = {

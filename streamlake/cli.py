@@ -18,9 +18,9 @@ def _platform(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    from streamlake.stack import control as stack
+    from streamlake.stack import control
 
-    for line in stack.up(_platform(args), flink=not args.kafka_only, conf_dir=args.conf):
+    for line in control.up(_platform(args), flink=not args.kafka_only, conf_dir=args.conf):
         print(line)
     return 0
 
@@ -33,21 +33,21 @@ def cmd_supervise(args: argparse.Namespace) -> int:
 
 
 def cmd_down(args: argparse.Namespace) -> int:
-    from streamlake.stack import control as stack
+    from streamlake.stack import control
 
-    for line in stack.down():
+    for line in control.down():
         print(line)
     return 0
 
 
 def cmd_status(args: argparse.Namespace) -> int:
     """Exit 1 if a job of the cluster has FAILED (its root cause is printed beside it)."""
-    from streamlake.stack import control as stack
+    from streamlake.stack import cluster, control, processes
 
     platform = _platform(args)
-    for line in stack.status(platform):
+    for line in control.status(platform):
         print(line)
-    failed = stack.failed_jobs(platform) if stack.owned("flink-jobmanager") else []
+    failed = cluster.failed_jobs(platform) if processes.owned("flink-jobmanager") else []
     if failed:
         print(f"error: {len(failed)} job(s) FAILED: {', '.join(failed)}", file=sys.stderr)
         return 1
@@ -102,10 +102,10 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
 def cmd_resume(args: argparse.Namespace) -> int:
     """Submit jobs again from their latest checkpoints (after a JobManager restart, a cancel)."""
-    from streamlake.runtime import submit
+    from streamlake.runtime import runs, submit
 
     platform = _platform(args)
-    names = submit.resumable_jobs(platform) if args.all else args.jobs
+    names = runs.resumable_jobs(platform) if args.all else args.jobs
     if not names:
         print("error: name the jobs to resume, or --all", file=sys.stderr)
         return 2
@@ -137,9 +137,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_sql(args: argparse.Namespace) -> int:
-    from streamlake.runtime import submit
+    from streamlake.runtime import sqlclient
 
-    res = submit.run_sql(_platform(args), args.file, args.conf)
+    res = sqlclient.run_sql(_platform(args), args.file, args.conf)
     if res is None:
         return 0
     sys.stdout.write(res.stdout)
@@ -154,8 +154,9 @@ def cmd_loader(args: argparse.Namespace) -> int:
 
     from streamlake.config import registry
     from streamlake.lake import tables as lake
-    from streamlake.lake.loader import Loader, install_signal_handlers, lake_uri
-    from streamlake.stack import control as stack
+    from streamlake.lake.loader import Loader, install_signal_handlers
+    from streamlake.lake.sink import lake_uri
+    from streamlake.stack import control
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     platform = _platform(args)
@@ -169,7 +170,7 @@ def cmd_loader(args: argparse.Namespace) -> int:
         instance_id=settings_.instance_id,
         maintenance_every_ms=registry.duration_ms(settings_.maintenance_every),
         vacuum_retention_hours=registry.duration_ms(settings_.vacuum_retention) // 3_600_000,
-        ready_file=str(stack.loader_ready_file()) if args.managed else None,
+        ready_file=str(control.loader_ready_file()) if args.managed else None,
         audit_uri=lake_uri(settings_.root(), "audit_loader_batches"),
     )
     install_signal_handlers(loader)
@@ -180,7 +181,7 @@ def cmd_loader(args: argparse.Namespace) -> int:
 def cmd_lake(args: argparse.Namespace) -> int:
     from streamlake.config import registry
     from streamlake.lake import tables as lake
-    from streamlake.lake.loader import maintain
+    from streamlake.lake.maintenance import maintain
 
     platform = _platform(args)
     settings_, sinks = lake.all_sinks(args.conf)
@@ -307,9 +308,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except Exception as exc:
         from streamlake.compile import sqlfile
-        from streamlake.stack import control as stack
+        from streamlake.stack import processes
 
-        if isinstance(exc, stack.StackError | sqlfile.SqlTemplateError | TimeoutError | KeyError):
+        if isinstance(
+            exc, processes.StackError | sqlfile.SqlTemplateError | TimeoutError | KeyError
+        ):
             print(f"error: {exc}", file=sys.stderr)
             return 1
         raise

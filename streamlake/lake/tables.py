@@ -11,12 +11,11 @@ from pathlib import Path
 import pyarrow as pa
 from pydantic import Field
 
-from streamlake.lake.loader import DeltaSink, lake_uri, read_delta
-from streamlake.config import loader as config
 from streamlake.compile import gold
-from streamlake.config import paths
-from streamlake.config import registry
+from streamlake.config import loader as config
+from streamlake.config import paths, registry
 from streamlake.config.registry import Duration, FieldSpec, Registry
+from streamlake.lake.sink import DeltaSink, lake_uri, read_delta
 
 _SECRET_KEY = ("key", "secret", "token", "password", "sas", "connection_string")
 

@@ -8,7 +8,7 @@ signal, when, how long it had been up, the last lines of its log) are kept in
 .stack/run/supervisor.json, which `jobs status` reads. It is recorded in .stack/run/ like the
 processes it watches, so `down` stops exactly what `up` started.
 
-A process stopped on purpose (`stack.stop`) is left down. A JobManager started again knows no jobs
+A process stopped on purpose (`processes.stop`) is left down. A JobManager started again knows no jobs
 (standalone, no HA): `jobs resume JOB` starts a job again from its latest checkpoint.
 """
 
@@ -29,7 +29,7 @@ from typing import Any
 
 from streamlake.config import paths
 from streamlake.config.settings import PlatformSettings
-from streamlake.stack import control as stack
+from streamlake.stack import control, processes
 
 log = logging.getLogger("streamlake.supervisor")
 
@@ -99,7 +99,7 @@ class Watch:
 
     def failed(self, error: str | None = None) -> None:
         """Record how the process we last saw ended (or why it could not start)."""
-        p = stack.child(self.name)
+        p = processes.child(self.name)
         rc = None
         if p is not None and p.pid == self.pid:
             try:
@@ -116,8 +116,8 @@ class Watch:
             "signal": sig,
             "how": how[:2000],
             "up_for_s": round(time.monotonic() - self.up_since, 1),
-            "log": str(stack.LOG_OF[self.name]),
-            "log_tail": log_tail(stack.LOG_OF[self.name]),
+            "log": str(processes.LOG_OF[self.name]),
+            "log_tail": log_tail(processes.LOG_OF[self.name]),
         }
         self.failures_in_a_row += 1
         self.state = "restarting"
@@ -170,7 +170,7 @@ def supervise(s: PlatformSettings, names: list[str], conf_dir: Path | None) -> i
     _write_state(state, watches)
     try:
         try:
-            for msg in stack.start_all(s, names, conf_dir):
+            for msg in control.start_all(s, names, conf_dir):
                 log.info("%s", msg)
                 state["messages"].append(msg)
                 _write_state(state, watches)
@@ -179,9 +179,9 @@ def supervise(s: PlatformSettings, names: list[str], conf_dir: Path | None) -> i
             state["phase"], state["error"] = "failed", str(exc)
             return 1
         for w in watches.values():
-            proc = stack.owned(w.name)
+            proc = processes.owned(w.name)
             w.state, w.pid = "up", proc.pid if proc else None
-            w.up_since = time.monotonic() - ((stack.uptime_s(w.pid) or 0.0) if w.pid else 0.0)
+            w.up_since = time.monotonic() - ((processes.uptime_s(w.pid) or 0.0) if w.pid else 0.0)
         state["phase"] = "running"
         _write_state(state, watches)
         while True:
@@ -198,17 +198,17 @@ def supervise(s: PlatformSettings, names: list[str], conf_dir: Path | None) -> i
 def step(w: Watch, s: PlatformSettings, conf_dir: Path | None, watches: dict[str, Watch]) -> bool:
     """Look at one component once; restart it when its back-off is over. True if anything changed."""
     now = time.monotonic()
-    proc = stack.owned(w.name)
+    proc = processes.owned(w.name)
     if proc is not None:
         if w.state != "up" or w.pid != proc.pid:  # e.g. the demo started the loader itself
             w.state, w.pid, w.restart_at = "up", proc.pid, None
-            w.up_since = now - (stack.uptime_s(proc.pid) or 0.0)
+            w.up_since = now - (processes.uptime_s(proc.pid) or 0.0)
             return True
         if w.failures_in_a_row and now - w.up_since >= _ms(s.supervisor.reset_after) / 1000:
             w.failures_in_a_row = 0
             return True
         return False
-    if stack.stopped_file(w.name).exists():  # stopped on purpose: stays down
+    if processes.stopped_file(w.name).exists():  # stopped on purpose: stays down
         if w.state != "stopped":
             w.state, w.restart_at = "stopped", None
             return True
@@ -222,24 +222,24 @@ def step(w: Watch, s: PlatformSettings, conf_dir: Path | None, watches: dict[str
     if w.restart_at is not None and now < w.restart_at:
         return False
     need = REQUIRES.get(w.name)
-    if need in watches and stack.owned(need) is None:
+    if need in watches and processes.owned(need) is None:
         return False
     w.restarts += 1
     w.up_since = time.monotonic()
     log.info("%s: restart %d", w.name, w.restarts)
-    before = stack.child(w.name)
+    before = processes.child(w.name)
     try:
-        msg = stack.start_again(w.name, s, conf_dir)
+        msg = control.start_again(w.name, s, conf_dir)
     except Exception as exc:
-        p = stack.child(w.name)
+        p = processes.child(w.name)
         w.pid = p.pid if p is not None and p is not before else None  # None: nothing started
         w.failed(error=f"restart {w.restarts} failed: {exc}")
-        stack.stop(w.name, timeout_s=30, on_purpose=False)  # alive but never healthy
+        processes.stop(w.name, timeout_s=30, on_purpose=False)  # alive but never healthy
         delay = s.supervisor.backoff_s(w.failures_in_a_row)
         w.restart_at = time.monotonic() + delay
         log.warning("%s: %s; next restart in %.0fs", w.name, exc, delay)
         return True
-    proc = stack.owned(w.name)
+    proc = processes.owned(w.name)
     w.state, w.pid, w.restart_at = "up", proc.pid if proc else None, None
     w.up_since = time.monotonic()
     log.info("%s", msg)
@@ -252,9 +252,9 @@ def _restart_with_jobmanager(tm: Watch) -> None:
     """A new JobManager knows none of the old one's jobs, but the TaskManager would keep running
     their tasks in its slots and only look for the new JobManager after a missed heartbeat (50 s):
     stop it now, so that the next step starts a fresh one that registers at once."""
-    if stack.owned(tm.name) is None:
+    if processes.owned(tm.name) is None:
         return
-    stack.stop(tm.name, timeout_s=30, on_purpose=False)
+    processes.stop(tm.name, timeout_s=30, on_purpose=False)
     tm.last_failure = {
         "at": _now_iso(),
         "pid": tm.pid,
@@ -263,8 +263,8 @@ def _restart_with_jobmanager(tm: Watch) -> None:
         "how": "stopped by the supervisor: the JobManager was restarted, its tasks belonged to "
         "jobs the new JobManager does not know",
         "up_for_s": round(time.monotonic() - tm.up_since, 1),
-        "log": str(stack.LOG_OF[tm.name]),
-        "log_tail": log_tail(stack.LOG_OF[tm.name]),
+        "log": str(processes.LOG_OF[tm.name]),
+        "log_tail": log_tail(processes.LOG_OF[tm.name]),
     }
     tm.state, tm.restart_at = "restarting", time.monotonic()
 
@@ -286,7 +286,7 @@ def launch(
 
     With a supervisor already running, `up` reports what it watches (and starts a new one, which
     keeps what runs, if more components are asked for)."""
-    current = stack.owned(stack.SUPERVISOR)
+    current = processes.owned(processes.SUPERVISOR)
     if current is not None:
         st = read_state()
         have = [str(n) for n in st.get("components", [])]
@@ -296,16 +296,16 @@ def launch(
             and set(names) <= set(have)
         ):
             return [f"supervisor: already running (pid {current.pid})"] + [
-                f"{n}: {'running' if stack.owned(n) else 'down, being restarted'}" for n in have
+                f"{n}: {'running' if processes.owned(n) else 'down, being restarted'}" for n in have
             ]
-        stack.stop(stack.SUPERVISOR)
-        names = [n for n in stack.COMPONENTS if n in {*names, *have}]
+        processes.stop(processes.SUPERVISOR)
+        names = [n for n in processes.COMPONENTS if n in {*names, *have}]
     STATE_FILE.parent.mkdir(parents=True, exist_ok=True)
     STATE_FILE.unlink(missing_ok=True)
     conf = ["--conf", str(conf_dir.resolve())] if conf_dir else []
     argv = [paths.python_executable(), "-m", "jobs", *conf, "supervise", ",".join(names)]
-    out = stack.LOG_OF[stack.SUPERVISOR]
-    proc = stack.spawn(stack.SUPERVISOR, argv, dict(os.environ), out, paths.REPO)
+    out = processes.LOG_OF[processes.SUPERVISOR]
+    proc = processes.spawn(processes.SUPERVISOR, argv, dict(os.environ), out, paths.REPO)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         st = read_state()
@@ -315,19 +315,19 @@ def launch(
                 f"supervisor: up (pid {proc.pid}), restarts what dies; state in {STATE_FILE}",
             ]
         if st.get("pid") == proc.pid and st.get("phase") == "failed":
-            raise stack.StackError(str(st.get("error")))
-        if stack.owned(stack.SUPERVISOR) is None:
-            raise stack.StackError(
+            raise processes.StackError(str(st.get("error")))
+        if processes.owned(processes.SUPERVISOR) is None:
+            raise processes.StackError(
                 f"the supervisor exited during start-up; last lines of {out}:\n"
                 + "\n".join(log_tail(out, 15))
             )
         time.sleep(0.25)
-    raise stack.StackError(f"the stack is not up after {timeout_s:.0f}s; see {out}")
+    raise processes.StackError(f"the stack is not up after {timeout_s:.0f}s; see {out}")
 
 
 def process_lines() -> list[str]:
     """Per process: up/down, pid, restarts and the last failure (with its log's last lines)."""
-    sup = stack.owned(stack.SUPERVISOR)
+    sup = processes.owned(processes.SUPERVISOR)
     st = read_state()
     watching: dict[str, Any] = st.get("watching", {}) if st.get("pid") else {}
     if sup is not None:
@@ -336,8 +336,8 @@ def process_lines() -> list[str]:
         lines = [f"{'supervisor':18} down  nothing restarts a process that dies (`make up`)"]
         if st.get("phase") == "stopped":
             watching = {}  # `down` ran: its counts belong to the last run
-    for name in stack.COMPONENTS:
-        proc = stack.owned(name)
+    for name in processes.COMPONENTS:
+        proc = processes.owned(name)
         w = watching.get(name, {})
         line = f"{name:18} {'up' if proc else 'down':5} {'pid ' + str(proc.pid) if proc else '':12}"
         if w:
@@ -362,7 +362,7 @@ def process_lines() -> list[str]:
 
 def main(s: PlatformSettings, names: str, conf_dir: Path | None) -> int:
     wanted = [n for n in names.split(",") if n]
-    unknown = set(wanted) - set(stack.COMPONENTS)
+    unknown = set(wanted) - set(processes.COMPONENTS)
     if unknown:
         print(f"error: unknown components {sorted(unknown)}", file=sys.stderr)
         return 2

@@ -39,8 +39,8 @@ from inotify_simple import INotify, flags
 from connectors import kafka
 from jobs import catalog
 from streamlake.lake import tables as lake
-from streamlake.lake.loader import DeltaSink, read_delta
-from streamlake.stack import control as stack
+from streamlake.lake.sink import DeltaSink, read_delta
+from streamlake.stack import cluster
 from tests import catchup_stream as cs
 from tests import pipeline_checks as pc
 from tests.conftest import SilverConf
@@ -111,7 +111,7 @@ def chaos(tmp_path_factory: pytest.TempPathFactory) -> Any:
 
 def _rest(st: PrivateStack, path: str) -> Any:
     try:
-        return stack.rest_get(st.platform, path, timeout_s=2)
+        return cluster.rest_get(st.platform, path, timeout_s=2)
     except (OSError, ValueError):
         return None
 

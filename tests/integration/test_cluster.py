@@ -11,16 +11,16 @@ from pathlib import Path
 import pytest
 
 from connectors import kafka
-from demo import run as demo
+from demo import events as demo_events
 from streamlake.config import paths, settings
 from streamlake.config.settings import PlatformSettings
 from streamlake.runtime import submit
-from streamlake.stack import control as stack
+from streamlake.stack import cluster as flink_cluster
 
 
 @pytest.fixture(scope="module")
 def cluster(platform: PlatformSettings) -> PlatformSettings:
-    if not stack.flink_healthy(platform):
+    if not flink_cluster.flink_healthy(platform):
         pytest.fail(
             f"no Flink cluster at {platform.flink.rest_url}: run `make up` (make test does)"
         )
@@ -28,7 +28,7 @@ def cluster(platform: PlatformSettings) -> PlatformSettings:
 
 
 def test_flink_ui_answers_and_status_reports_health(cluster: PlatformSettings) -> None:
-    ov = stack.rest_get(cluster, "/overview")
+    ov = flink_cluster.rest_get(cluster, "/overview")
     assert ov["taskmanagers"] >= 1
     out = subprocess.run(
         [sys.executable, "-m", "jobs", "status"],
@@ -49,7 +49,7 @@ def test_submitted_job_writes_the_expected_windows(
 ) -> None:
     src, dst = topic_factory("bronze_demo_events"), topic_factory("gold_demo_event_counts_10s")
     conf = conf_dir(input_topic=src, output_topic=dst)
-    events = demo.sample_events(seed=11, seconds=30)
+    events = demo_events.sample_events(seed=11, seconds=30)
     kafka.produce_json(bootstrap, src, events, key="event_key")
 
     job_id = submit.submit(
@@ -62,7 +62,7 @@ def test_submitted_job_writes_the_expected_windows(
 
     rows = kafka.read_committed_json(bootstrap, dst, group_id=f"reader-{uid}")
     got = {(r["window_start"][:19], r["event_key"]): r["count_events"] for r in rows}
-    assert got == dict(demo.expected_counts(events, 10_000))
+    assert got == dict(demo_events.expected_counts(events, 10_000))
 
 
 def test_sql_client_runs_a_select_over_a_topic(
@@ -74,7 +74,7 @@ def test_sql_client_runs_a_select_over_a_topic(
 ) -> None:
     src = topic_factory("bronze_demo_events")
     conf = conf_dir(input_topic=src, output_topic=f"gold_unused_{uuid.uuid4().hex[:6]}")
-    events = demo.sample_events(seed=5, seconds=10, keys=3)
+    events = demo_events.sample_events(seed=5, seconds=10, keys=3)
     kafka.produce_json(bootstrap, src, events, key="event_key")
     q = tmp_path / "q.sql"
     q.write_text("SELECT event_key, COUNT(*) AS n FROM bronze_demo_events GROUP BY event_key;\n")

@@ -27,7 +27,7 @@ from typing import Any
 from deltalake import DeltaTable
 
 from connectors import kafka
-from streamlake.lake.loader import read_delta
+from streamlake.lake.sink import read_delta
 from tests.support.lake_files import Appearing, is_data_file, uncommitted_files
 
 EVENTS = 200_000

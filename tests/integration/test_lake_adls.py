@@ -20,7 +20,8 @@ from connectors import kafka
 from streamlake.config import loader as config
 from streamlake.config import paths
 from streamlake.lake import tables as lake
-from streamlake.lake.loader import Loader, read_delta
+from streamlake.lake.loader import Loader
+from streamlake.lake.sink import read_delta
 from tests.conftest import SilverConf
 
 # Azurite's documented development account and key: public constants, not a secret.

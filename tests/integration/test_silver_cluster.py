@@ -15,7 +15,7 @@ from streamlake.config import registry, settings
 from streamlake.lake import tables as lake
 from streamlake.lake.loader import Loader
 from streamlake.runtime import submit
-from streamlake.stack import control as stack
+from streamlake.stack import cluster
 from tests.conftest import SilverConf
 from tests.job.test_silver_corpus import create_topics, read, send
 from tests.support import silver_corpus
@@ -29,7 +29,7 @@ def test_silver_on_the_cluster_then_into_delta(
     # A DLQ value limit some rejected records of the corpus exceed (their bytes are cut).
     dlq_limits = registry.load_registry(sc.dir).silver.dlq.model_dump()
     sc.edit("silver.yaml", dlq={**dlq_limits, "max_value_bytes": 256})
-    assert stack.flink_healthy(platform), "run `make up` (make test does)"
+    assert cluster.flink_healthy(platform), "run `make up` (make test does)"
     job = create_topics(sc, bootstrap)
     cases = [
         c for c in silver_corpus.build(int(time.time() * 1000), 1_048_576) if c.name != "oversized"

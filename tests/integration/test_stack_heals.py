@@ -20,11 +20,11 @@ from pathlib import Path
 import pytest
 
 from connectors import kafka
-from demo import run as demo
+from demo import events as demo_events
 from streamlake.config.settings import PlatformSettings
 from streamlake.lake import tables as lake
 from streamlake.runtime import submit
-from streamlake.stack import control as stack
+from streamlake.stack import cluster
 from tests.support.private_stack import PrivateStack, private_stack, wait_until
 
 
@@ -37,7 +37,7 @@ def healing(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateStack]:
 def test_killed_taskmanager_is_restarted_and_flink_lists_one_again(healing: PrivateStack) -> None:
     name = "flink-taskmanager"
     before = healing.watch(name)["restarts"]
-    old_pid, old_ids = healing.pid(name), stack.taskmanager_ids(healing.platform)
+    old_pid, old_ids = healing.pid(name), cluster.taskmanager_ids(healing.platform)
     assert len(old_ids) == 1
     t0 = time.monotonic()
     os.kill(old_pid, signal.SIGKILL)
@@ -47,7 +47,7 @@ def test_killed_taskmanager_is_restarted_and_flink_lists_one_again(healing: Priv
     new_ids = wait_until(
         "Flink lists exactly one TaskManager, a new one",
         lambda: (
-            (ids := stack.taskmanager_ids(healing.platform))
+            (ids := cluster.taskmanager_ids(healing.platform))
             and len(ids) == 1
             and not ids & old_ids
             and ids
@@ -125,7 +125,7 @@ def _submitted_id(out: str) -> str:
 
 def _completed_checkpoints(platform: PlatformSettings, job_id: str) -> int:
     try:
-        return int(stack.rest_get(platform, f"/jobs/{job_id}/checkpoints")["counts"]["completed"])
+        return int(cluster.rest_get(platform, f"/jobs/{job_id}/checkpoints")["counts"]["completed"])
     except (OSError, KeyError, ValueError):  # not scheduled yet
         return 0
 
@@ -135,16 +135,18 @@ def test_cancelled_job_keeps_its_latest_checkpoint(healing: PrivateStack) -> Non
     src, dst = f"bronze_demo_events_c{healing.uid}", f"gold_demo_counts_c{healing.uid}"
     kafka.create_topics(bootstrap, [src, dst], partitions=3)
     try:
-        kafka.produce_json(bootstrap, src, demo.sample_events(seed=2, seconds=5), key="event_key")
+        kafka.produce_json(
+            bootstrap, src, demo_events.sample_events(seed=2, seconds=5), key="event_key"
+        )
         conf = healing.job_conf(input_topic=src, output_topic=dst)
         job_id = _submitted_id(healing.jobs("submit", "demo_event_counts", conf=conf))
         wait_until(
             "two completed checkpoints",
             lambda: _completed_checkpoints(healing.platform, job_id) >= 2,
         )
-        stack.rest_patch(healing.platform, f"/jobs/{job_id}?mode=cancel")
+        cluster.rest_patch(healing.platform, f"/jobs/{job_id}?mode=cancel")
         submit.wait_job(healing.platform, job_id, {"CANCELED"}, timeout_s=60)
-        latest = stack.rest_get(healing.platform, f"/jobs/{job_id}/checkpoints")["latest"]
+        latest = cluster.rest_get(healing.platform, f"/jobs/{job_id}/checkpoints")["latest"]
         path = str(latest["completed"]["external_path"]).removeprefix("file:")
         assert Path(path).parent.parent == healing.dir / "flink" / "checkpoints"
         assert Path(path).parent.name == job_id
@@ -163,10 +165,10 @@ def test_job_resumes_from_its_latest_checkpoint_after_jobmanager_restart(
     new_id = None
     try:
         # 30 s of event time before the JobManager dies, the next 30 s after the job resumed.
-        first = demo.sample_events(seed=3, seconds=30, keys=3)
+        first = demo_events.sample_events(seed=3, seconds=30, keys=3)
         later = [
             {**e, "event_time_ms": e["event_time_ms"] + 30_000}
-            for e in demo.sample_events(seed=4, seconds=30, keys=3)
+            for e in demo_events.sample_events(seed=4, seconds=30, keys=3)
         ]
         kafka.produce_json(bootstrap, src, first, key="event_key")
         conf = healing.job_conf(input_topic=src, output_topic=dst)
@@ -186,12 +188,12 @@ def test_job_resumes_from_its_latest_checkpoint_after_jobmanager_restart(
         wait_until(
             "the new JobManager has a TaskManager with a free slot",
             lambda: (
-                stack.flink_healthy(platform)
-                and stack.rest_get(platform, "/overview")["slots-available"] >= 1
+                cluster.flink_healthy(platform)
+                and cluster.rest_get(platform, "/overview")["slots-available"] >= 1
             ),
         )
         t_cluster = time.monotonic() - t0
-        assert stack.rest_get(platform, "/jobs/overview")["jobs"] == []  # no HA: jobs are lost
+        assert cluster.rest_get(platform, "/jobs/overview")["jobs"] == []  # no HA: jobs are lost
         out = healing.jobs("resume", "--all", conf=conf)  # the lost job, and only it
         assert out.count("resumed ") == 1, out
         m = re.search(r"resumed demo_event_counts from (\S+): Flink job ([0-9a-f]{32})", out)
@@ -209,12 +211,16 @@ def test_job_resumes_from_its_latest_checkpoint_after_jobmanager_restart(
         # One event far ahead on every partition moves each partition's watermark past the
         # last window; its own window never fires.
         flush = json.dumps(
-            {"event_id": "flush", "event_key": "flush", "event_time_ms": demo.BASE_MS + 600_000}
+            {
+                "event_id": "flush",
+                "event_key": "flush",
+                "event_time_ms": demo_events.BASE_MS + 600_000,
+            }
         ).encode()
         kafka.produce(bootstrap, src, [(b"flush", flush)] * 3, partition_of={0: 0, 1: 1, 2: 2})
         want = sorted(
             (start, key, n)
-            for (start, key), n in demo.expected_counts(first + later, 10_000).items()
+            for (start, key), n in demo_events.expected_counts(first + later, 10_000).items()
         )
 
         def output() -> list[tuple[str, str, int]]:
@@ -228,6 +234,6 @@ def test_job_resumes_from_its_latest_checkpoint_after_jobmanager_restart(
         assert output() == want
     finally:
         if new_id is not None:
-            stack.rest_patch(platform, f"/jobs/{new_id}?mode=cancel")
+            cluster.rest_patch(platform, f"/jobs/{new_id}?mode=cancel")
             submit.wait_job(platform, new_id, {"CANCELED"}, timeout_s=60)
         kafka.delete_topics(bootstrap, [src, dst])

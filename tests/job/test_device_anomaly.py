@@ -36,7 +36,7 @@ from jobs import device_anomaly
 from streamlake.config import loader as config
 from streamlake.config import registry, settings
 from streamlake.lake import tables as lake
-from streamlake.lake.loader import DeltaSink
+from streamlake.lake.sink import DeltaSink
 from tests.conftest import SilverConf
 from tests.oracles import gold as gold_oracle
 from tests.oracles.anomaly import Reading, expected_alerts, flink_ltz

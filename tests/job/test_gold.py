@@ -393,7 +393,7 @@ def check_delta(gc: GoldConf, bootstrap: str, rows: list[dict[str, Any]], tmp_la
     equal to the oracle; a replay adds nothing."""
     from deltalake import DeltaTable
 
-    from streamlake.lake.loader import read_delta
+    from streamlake.lake.sink import read_delta
 
     sinks = load_lake(gc, bootstrap, tmp_lake)
     by_table = {s.table: s for s in sinks}

@@ -308,7 +308,8 @@ def test_dlq_rows_land_in_delta_through_the_loader(
     poison_run: dict[str, Any], bootstrap: str
 ) -> None:
     from streamlake.lake import tables as lake
-    from streamlake.lake.loader import Loader, read_delta
+    from streamlake.lake.loader import Loader
+    from streamlake.lake.sink import read_delta
 
     sc: SilverConf = poison_run["sc"]
     root: Path = poison_run["lake"]

@@ -10,7 +10,7 @@ from connectors import kafka
 from jobs import catalog
 from streamlake.config import settings
 from streamlake.runtime import submit
-from streamlake.stack import control as stack
+from streamlake.stack import processes
 from tests.conftest import SilverConf
 
 
@@ -23,7 +23,7 @@ def test_silver_parallelism_above_its_topic_partitions_is_refused(
     kafka.create_topics(bootstrap, topics, partitions=2)
     try:
         submit.check_single_writers(job, platform, 2)  # one writer per partition: fine
-        with pytest.raises(stack.StackError, match="fewer than the job's parallelism 3"):
+        with pytest.raises(processes.StackError, match="fewer than the job's parallelism 3"):
             submit.check_single_writers(job, platform, 3)
     finally:
         kafka.delete_topics(bootstrap, topics)

@@ -1,5 +1,5 @@
 """What the demo's Gold job, late topics and alert topic must hold, computed in plain Python from
-the events the demo sent (demo/run.py, `silver_events`), never from the jobs' outputs.
+the events the demo sent (demo/events.py, `silver_events`), never from the jobs' outputs.
 
 Silver, as the README states it (*Event time*): per Bronze partition, in offset order, a record
 that names a known event type and has a parseable event time no more than max_future_skew ahead

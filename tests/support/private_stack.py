@@ -22,7 +22,7 @@ import yaml
 
 from streamlake.config import paths, settings
 from streamlake.config.settings import PlatformSettings
-from streamlake.stack import control as stack
+from streamlake.stack import processes
 
 
 def wait_until(what: str, check: Callable[[], Any], timeout_s: float = 120.0) -> Any:
@@ -172,7 +172,7 @@ def private_stack(
         yield st
     finally:
         started = {}
-        for proc in (stack.SUPERVISOR, *stack.COMPONENTS):
+        for proc in (processes.SUPERVISOR, *processes.COMPONENTS):
             f = stack_dir / "run" / f"{proc}.pid"
             if f.exists():
                 rec = json.loads(f.read_text())

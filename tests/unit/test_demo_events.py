@@ -3,6 +3,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+from demo import events as demo_events
 from demo import run as demo
 from streamlake.config import paths
 from tests.oracles import demo as demo_oracle
@@ -10,7 +11,7 @@ from tests.support.timefmt import iso
 
 
 def test_sample_events_are_seeded_and_disorder_is_bounded() -> None:
-    a, b = demo.sample_events(seed=3), demo.sample_events(seed=3)
+    a, b = demo_events.sample_events(seed=3), demo_events.sample_events(seed=3)
     assert a == b and len(a) == 600
     worst = 0
     top = a[0]["event_time_ms"]
@@ -21,8 +22,8 @@ def test_sample_events_are_seeded_and_disorder_is_bounded() -> None:
 
 
 def test_a_retry_goes_to_its_originals_partition_and_events_round_robin() -> None:
-    data = demo.silver_events(seed=11, n=600, now_ms=1_795_000_000_000)
-    place = demo.placement(data["fates"], 3)
+    data = demo_events.silver_events(seed=11, n=600, now_ms=1_795_000_000_000)
+    place = demo_events.placement(data["fates"], 3)
     for tenant, fates in data["fates"].items():
         parts = place[tenant]
         assert len(parts) == len(fates) == len(data["records"][tenant])
@@ -34,9 +35,9 @@ def test_a_retry_goes_to_its_originals_partition_and_events_round_robin() -> Non
 
 
 def demo_expectations() -> tuple[dict[str, Any], dict[str, Any], list[Any]]:
-    data = demo.silver_events(now_ms=1_795_000_000_000)
+    data = demo_events.silver_events(now_ms=1_795_000_000_000)
     rows = demo_oracle.silver_rows(
-        data["fates"], demo.placement(data["fates"], 3), paths.CONF_DIR, "k"
+        data["fates"], demo_events.placement(data["fates"], 3), paths.CONF_DIR, "k"
     )
     return data, rows, demo_oracle.alerts(rows, paths.CONF_DIR)
 

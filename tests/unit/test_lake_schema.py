@@ -11,7 +11,7 @@ import pyarrow as pa
 import pytest
 from deltalake import DeltaTable
 
-from streamlake.lake.loader import DeltaSink, SchemaChangeRefused, read_delta
+from streamlake.lake.sink import DeltaSink, SchemaChangeRefused, read_delta
 
 
 class Msg:
@@ -70,7 +70,7 @@ def test_replayed_offsets_are_skipped_before_writing(tmp_path: Path) -> None:
 
 
 def test_maintenance_compacts_checkpoints_and_vacuums_safely(tmp_path: Path) -> None:
-    from streamlake.lake.loader import maintain
+    from streamlake.lake.maintenance import maintain
 
     s = sink(tmp_path / "m", ("tenant_id", pa.string()), ("amount", pa.int64()))
     for i in range(6):

@@ -10,14 +10,14 @@ from pathlib import Path
 import pytest
 
 from streamlake.config import paths, settings
-from streamlake.stack import control as stack
+from streamlake.stack import broker, cluster, processes
 
 
 def test_kafka_properties_are_single_node_loopback_and_transaction_ready() -> None:
     s = settings.load_platform()
     props = dict(
         line.split("=", 1)
-        for line in stack.kafka_server_properties(s).splitlines()
+        for line in broker.kafka_server_properties(s).splitlines()
         if line and not line.startswith("#")
     )
     assert props["listeners"].count("127.0.0.1") == 2
@@ -28,7 +28,7 @@ def test_kafka_properties_are_single_node_loopback_and_transaction_ready() -> No
 
 def test_flink_config_binds_loopback_and_uses_our_python() -> None:
     s = settings.load_platform()
-    c = stack.flink_config(s)
+    c = cluster.flink_config(s)
     for key in ("rest.bind-address", "jobmanager.bind-host", "taskmanager.bind-host"):
         assert c[key] == "127.0.0.1"
     assert c["python.executable"] == paths.python_executable()
@@ -48,13 +48,13 @@ def test_the_cluster_resolves_pemja_from_its_lib_parent_first(
     monkeypatch.setattr(paths, "FLINK_JARS", jars)
     monkeypatch.setattr(paths, "FLINK_STATE", state)
     monkeypatch.setattr(paths, "LOGS", tmp_path / "logs")
-    monkeypatch.setattr(stack, "FLINK_CONF", state / "conf")
-    monkeypatch.setattr(stack, "FLINK_LIB", state / "lib")
-    monkeypatch.setattr(stack, "CHECKPOINTS", state / "checkpoints")
+    monkeypatch.setattr(cluster, "FLINK_CONF", state / "conf")
+    monkeypatch.setattr(cluster, "FLINK_LIB", state / "lib")
+    monkeypatch.setattr(cluster, "CHECKPOINTS", state / "checkpoints")
     s = settings.load_platform()
-    stack.prepare_flink(s)
+    cluster.prepare_flink(s)
     assert [j.name for j in (state / "lib").glob("flink-python-*.jar")]
-    c = stack.flink_config(s)
+    c = cluster.flink_config(s)
     assert "pemja." in str(c["classloader.parent-first-patterns.additional"]).split(";")
 
 
@@ -63,24 +63,24 @@ def test_taken_port_is_refused_with_a_clear_message() -> None:
         s.bind(("127.0.0.1", 0))
         s.listen()
         port = s.getsockname()[1]
-        with pytest.raises(stack.StackError, match=rf"port {port} \(thing\) is already in use"):
-            stack.require_ports({port: "thing"}, "conf/platform.yaml")
+        with pytest.raises(processes.StackError, match=rf"port {port} \(thing\) is already in use"):
+            processes.require_ports({port: "thing"}, "conf/platform.yaml")
 
 
 def test_stop_kills_exactly_the_group_it_started(tmp_path: Path) -> None:
     name = f"unit-{time.monotonic_ns()}"
     # A shell with a child: both are in the group we started and both must go.
-    proc = stack.spawn(
+    proc = processes.spawn(
         name,
         ["bash", "-c", "sleep 300 & wait"],
         {"PATH": "/usr/bin:/bin"},
         tmp_path / "p.log",
         tmp_path,
     )
-    assert stack.owned(name) == proc
-    assert stack.stop(name, timeout_s=10)
-    assert stack.owned(name) is None
-    assert not stack.pid_file(name).exists()
+    assert processes.owned(name) == proc
+    assert processes.stop(name, timeout_s=10)
+    assert processes.owned(name) is None
+    assert not processes.pid_file(name).exists()
 
 
 def test_recycled_pid_is_never_signalled(tmp_path: Path) -> None:
@@ -89,17 +89,17 @@ def test_recycled_pid_is_never_signalled(tmp_path: Path) -> None:
     paths.RUN.mkdir(parents=True, exist_ok=True)
     import os
 
-    stack.pid_file(name).write_text(json.dumps({"pid": os.getpid(), "started": "1"}))
-    assert stack.owned(name) is None
-    assert stack.stop(name) is False
-    assert not stack.pid_file(name).exists()
+    processes.pid_file(name).write_text(json.dumps({"pid": os.getpid(), "started": "1"}))
+    assert processes.owned(name) is None
+    assert processes.stop(name) is False
+    assert not processes.pid_file(name).exists()
 
 
 def test_broker_limit_is_the_platform_record_size_limit() -> None:
     s = settings.load_platform()
     props = dict(
         line.split("=", 1)
-        for line in stack.kafka_server_properties(s).splitlines()
+        for line in broker.kafka_server_properties(s).splitlines()
         if line and not line.startswith("#")
     )
     assert props["message.max.bytes"] == str(s.kafka.max_message_bytes)
@@ -109,13 +109,13 @@ def test_broker_limit_is_the_platform_record_size_limit() -> None:
 def test_cluster_restarts_are_failure_rate_bounded(tmp_path: Path) -> None:
     p = tmp_path / "platform.yaml"
     p.write_text("flink:\n  restart: {max_failures_per_interval: 4, interval: 2min, delay: 5s}\n")
-    c = stack.flink_config(settings.load_platform(p))
+    c = cluster.flink_config(settings.load_platform(p))
     assert c["restart-strategy.type"] == "failure-rate"
     assert c["restart-strategy.failure-rate.max-failures-per-interval"] == "4"
     assert c["restart-strategy.failure-rate.failure-rate-interval"] == "120000 ms"
     assert c["restart-strategy.failure-rate.delay"] == "5000 ms"
     # The repo's own config: bounded too (never the unbounded exponential-delay default).
-    assert stack.flink_config(settings.load_platform())["restart-strategy.type"] == "failure-rate"
+    assert cluster.flink_config(settings.load_platform())["restart-strategy.type"] == "failure-rate"
 
 
 def test_a_restart_rate_that_can_never_be_exceeded_is_refused(tmp_path: Path) -> None:
@@ -147,7 +147,7 @@ def test_status_shows_a_failed_job_with_its_root_cause() -> None:
         asked.append(jid)
         return dict(exceptions)
 
-    lines = stack.job_lines(overview, exceptions_of)
+    lines = cluster.job_lines(overview, exceptions_of)
     assert asked == [failed["jid"]]  # only failed jobs cost a REST call
     assert lines[0].split()[:3] == ["job", failed["jid"], "FAILED"]
     assert lines[1].strip() == (
@@ -155,4 +155,4 @@ def test_status_shows_a_failed_job_with_its_root_cause() -> None:
         "character found. (in Source: src[1] -> Calc[2] (1/1) - execution #2)"
     )
     assert lines[2].split()[:3] == ["job", "0" * 32, "RUNNING"] and len(lines) == 3
-    assert stack.root_cause({"exceptionHistory": {"entries": []}}) == "no exception recorded"
+    assert cluster.root_cause({"exceptionHistory": {"entries": []}}) == "no exception recorded"
