@@ -1,6 +1,6 @@
 """Put the benchmark's load on the running stack: seeded JSON events to the Bronze topics.
 
-The same generator as `make bench` (bench/pipeline.py: tenants, key skew, out-of-order, late,
+The same generator as `make bench` (bench/load.py: tenants, key skew, out-of-order, late,
 future-skewed, duplicate and bad records, the creation time in each event id), pointed at the
 topics of conf/ (or --conf), at a rate or as fast as possible. With `make up` and the jobs
 submitted (`python -m jobs submit silver`, `... gold`, `... device_anomaly`), it is the demo under
@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from bench.pipeline import Generator, LoadSpec
+from bench.load import Generator, LoadSpec
 from streamlake.config import paths, registry, settings
 
 

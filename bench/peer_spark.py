@@ -1,7 +1,7 @@
 """The benchmark's peer: Bronze -> Silver/DLQ -> Gold written the way a Databricks user would,
 with PySpark Structured Streaming and Delta Lake (delta-spark), on the same topics and machine.
 
-Run by bench/pipeline.py with the peer's own interpreter (.stack/peer-venv: pyspark, delta-spark;
+Run by bench/scenarios.py (start_peer) with the peer's own interpreter (.stack/peer-venv: pyspark, delta-spark;
 the Kafka connector and Delta jars are resolved from Maven Central by bench/peer/pom.xml):
 
     .stack/peer-venv/bin/python bench/peer_spark.py --bootstrap 127.0.0.1:9092 \

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 
-from bench.pipeline import Generator, LoadSpec
+from bench.load import Generator, LoadSpec
 
 TOPICS = {"acme": "bronze_acme_events", "globex": "bronze_globex_events"}
 NOW = 1_790_000_000_000
