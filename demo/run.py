@@ -26,7 +26,7 @@ from streamlake.stack import control, processes
 def run_silver(platform: PlatformSettings) -> bool:
     """Bronze -> Silver on the cluster, checked against what the generator says must happen."""
     from streamlake.config import registry
-    from streamlake.lake import tables as lake
+    from streamlake.lake import landing as lake
     from streamlake.lake.sink import DeltaSink, lake_uri
 
     job = catalog.get("silver")

@@ -153,7 +153,7 @@ def cmd_loader(args: argparse.Namespace) -> int:
     import logging
 
     from streamlake.config import registry
-    from streamlake.lake import tables as lake
+    from streamlake.lake import landing as lake
     from streamlake.lake.loader import Loader, install_signal_handlers
     from streamlake.lake.sink import lake_uri
     from streamlake.stack import control
@@ -180,7 +180,7 @@ def cmd_loader(args: argparse.Namespace) -> int:
 
 def cmd_lake(args: argparse.Namespace) -> int:
     from streamlake.config import registry
-    from streamlake.lake import tables as lake
+    from streamlake.lake import landing as lake
     from streamlake.lake.maintenance import maintain
 
     platform = _platform(args)

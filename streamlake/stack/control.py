@@ -138,7 +138,7 @@ def status(s: PlatformSettings) -> list[str]:
         except (OSError, urllib.error.URLError, ValueError) as exc:
             lines.append(f"flink cluster      {s.flink.rest_url} NOT answering ({exc})")
     if owned("loader") and owned("kafka"):
-        from streamlake.lake import tables as lake
+        from streamlake.lake import landing as lake
 
         lines.append(
             "delta loader       lag per table (offsets past the Delta log, incl. transaction markers):"

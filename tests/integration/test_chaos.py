@@ -38,7 +38,7 @@ from inotify_simple import INotify, flags
 
 from connectors import kafka
 from jobs import catalog
-from streamlake.lake import tables as lake
+from streamlake.lake import landing as lake
 from streamlake.lake.sink import DeltaSink, read_delta
 from streamlake.stack import cluster
 from tests import catchup_stream as cs

@@ -19,7 +19,7 @@ from deltalake import DeltaTable
 from connectors import kafka
 from streamlake.config import loader as config
 from streamlake.config import paths
-from streamlake.lake import tables as lake
+from streamlake.lake import landing as lake
 from streamlake.lake.loader import Loader
 from streamlake.lake.sink import read_delta
 from tests.conftest import SilverConf

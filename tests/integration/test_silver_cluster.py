@@ -12,7 +12,7 @@ import polars as pl
 
 from connectors import kafka
 from streamlake.config import registry, settings
-from streamlake.lake import tables as lake
+from streamlake.lake import landing as lake
 from streamlake.lake.loader import Loader
 from streamlake.runtime import submit
 from streamlake.stack import cluster

@@ -22,7 +22,7 @@ import pytest
 from connectors import kafka
 from demo import events as demo_events
 from streamlake.config.settings import PlatformSettings
-from streamlake.lake import tables as lake
+from streamlake.lake import landing as lake
 from streamlake.runtime import submit
 from streamlake.stack import cluster
 from tests.support.private_stack import PrivateStack, private_stack, wait_until

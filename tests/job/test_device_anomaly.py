@@ -35,7 +35,7 @@ from connectors import kafka
 from jobs import device_anomaly
 from streamlake.config import loader as config
 from streamlake.config import registry, settings
-from streamlake.lake import tables as lake
+from streamlake.lake import landing as lake
 from streamlake.lake.sink import DeltaSink
 from tests.conftest import SilverConf
 from tests.oracles import gold as gold_oracle

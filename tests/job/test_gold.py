@@ -344,7 +344,7 @@ def test_gold_hand_timed(gold_conf: GoldConf, bootstrap: str, parallelism: int) 
 
 def load_lake(gc: GoldConf, bootstrap: str, root: Path) -> list[Any]:
     from streamlake.config import registry
-    from streamlake.lake import tables as lake
+    from streamlake.lake import landing as lake
     from streamlake.lake.loader import Loader
 
     reg = registry.load_registry(gc.dir)

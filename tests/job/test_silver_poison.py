@@ -307,7 +307,7 @@ def test_the_other_tenants_rows_and_the_valid_big_record_are_in_silver(
 def test_dlq_rows_land_in_delta_through_the_loader(
     poison_run: dict[str, Any], bootstrap: str
 ) -> None:
-    from streamlake.lake import tables as lake
+    from streamlake.lake import landing as lake
     from streamlake.lake.loader import Loader
     from streamlake.lake.sink import read_delta
 
