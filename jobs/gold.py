@@ -20,7 +20,7 @@ from typing import Literal
 import yaml
 from pydantic import Field, field_validator, model_validator
 
-from jobs import config, paths, registry, sqlfile
+from jobs import config, paths, registry, sqlfile, tables
 from jobs.compiler import interval, q
 from jobs.registry import Duration, EventType, FieldSpec, Registry
 
@@ -140,8 +140,10 @@ class GoldAggregate(config.Strict):
         if not v:
             raise ValueError("at least one measure")
         for n in v:
-            if not registry.NAME.match(n) or n in _GOLD_COLUMNS:
-                raise ValueError(f"measure name {n!r} in snake_case, not one of {_GOLD_COLUMNS}")
+            if not registry.NAME.match(n) or n in tables.GOLD_RESERVED:
+                raise ValueError(
+                    f"measure name {n!r} in snake_case, not one of {tables.GOLD_RESERVED}"
+                )
         return v
 
     @property
@@ -152,8 +154,6 @@ class GoldAggregate(config.Strict):
     def kafka_topic(self) -> str:
         return self.topic or self.table
 
-
-_GOLD_COLUMNS = ("tenant_id", "window_start", "window_end", "late_rows")
 
 Op = Literal[">", ">=", "<", "<=", "=", "<>"]
 
@@ -398,40 +398,15 @@ def _cond(c: Condition, var: str) -> str:
     return f"{var}.{_ident(c.field)} {c.op} {_literal(c.value)}"
 
 
-def silver_columns(et: EventType) -> list[tuple[str, str]]:
-    """The Silver topic's value columns (what the Silver job writes)."""
-    head = [
-        ("tenant_id", "STRING"),
-        ("event_type", "STRING"),
-        ("schema_version", "INT"),
-        ("event_id", "STRING"),
-        ("event_at", "TIMESTAMP_LTZ(3)"),
-    ]
-    body = [(n, f.sql_type()) for n, f in et.silver_fields().items() if f.pii != "drop"]
-    tail = [
-        ("source_topic", "STRING"),
-        ("source_partition", "INT"),
-        ("source_offset", "BIGINT"),
-        ("ingest_at", "TIMESTAMP_LTZ(3)"),
-        ("partition_watermark_at", "TIMESTAMP_LTZ(3)"),
-        ("stream_watermark_at", "TIMESTAMP_LTZ(3)"),
-    ]
-    return head + body + tail
-
-
-def _columns(cols: list[tuple[str, str]], indent: str = "    ") -> str:
-    return ",\n".join(f"{indent}{_ident(n)} {t}" for n, t in cols)
-
-
 def event_type_params(
     gc: GoldConfig, et: EventType, with_silver: str, with_late: str
 ) -> dict[str, str]:
-    cols = silver_columns(et)
-    names = ", ".join(_ident(n) for n, _ in cols)
+    silver = tables.silver(et)
     return {
         "event_type": et.event_type,
-        "silver_columns": _columns(cols),
-        "silver_column_names": names,
+        "silver_columns": tables.sql_columns(silver),
+        "silver_column_names": tables.sql_names(silver),
+        "late_columns": tables.sql_columns(tables.late(et)),
         "max_ooo": et.watermark.max_out_of_orderness,
         "watermark_reason": " ".join(et.watermark.reason.split()),
         "max_future_skew": et.max_future_skew,
@@ -444,15 +419,8 @@ def event_type_params(
 
 
 def measure_type(et: EventType, m: Measure) -> str:
-    if m.fn in ("count", "count_distinct"):
-        return "BIGINT"
-    if m.fn in ("avg", "percentile"):
-        return "DOUBLE"
-    assert m.field is not None
-    t = et.silver_fields()[m.field].type
-    if m.fn == "sum":
-        return "DOUBLE" if t == "double" else "BIGINT"
-    return et.silver_fields()[m.field].sql_type()  # min, max
+    """The SQL type of a measure's Gold column (jobs/tables.py decides it)."""
+    return tables.sql_type(tables.measure_type(et, m))
 
 
 def _measure_expr(m: Measure) -> str:
@@ -504,16 +472,13 @@ def _candidate_windows(agg: GoldAggregate) -> str:
 def aggregate_params(gc: GoldConfig, agg: GoldAggregate, with_gold: str) -> dict[str, str]:
     et = gc.registry.event_types[agg.event_type]
     keys = [_ident(k) for k in agg.group_by]
-    fields = et.silver_fields()
-    key_cols = [(k, fields[k].sql_type()) for k in agg.group_by]
-    measure_cols = [(n, measure_type(et, m)) for n, m in agg.measures.items()]
+    table = tables.gold(gc.registry, agg)
     group = ", ".join(["tenant_id", *keys, "window_start", "window_end"])
     params = {
         "name": agg.name,
         "event_type": agg.event_type,
         "window_desc": agg.window.describe(),
-        "key_columns": "".join(f"    {_ident(n)} {t},\n" for n, t in key_cols),
-        "measure_columns": _columns(measure_cols),
+        "gold_columns": tables.sql_columns(table),
         "primary_key": group,
         "group_by": group,
         "window_tvf": window_tvf(agg),
@@ -657,6 +622,7 @@ def gold_params(gc: GoldConfig, with_clauses: Mapping[str, str]) -> dict[str, st
         alert_sink = sqlfile.render(
             ALERT_SINK_SQL,
             {
+                "alert_columns": tables.sql_columns(tables.ALERTS),
                 "with_alert_events": with_clauses["alert_events"],
                 "alert_union": "UNION ALL\n".join(f"(\n{r.rstrip()}\n)\n" for r in rules).rstrip(),
             },
