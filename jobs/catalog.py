@@ -16,6 +16,7 @@ from pydantic import Field
 
 from connectors.kafka import BRONZE_TOPIC_CONFIG, KafkaTable
 from jobs import config, paths, sqlfile
+from jobs import tables as described
 from jobs.settings import PlatformSettings
 
 
@@ -199,7 +200,7 @@ def silver(conf_dir: Path) -> SqlJob:
         # One writer per Silver partition, so that the stream watermark each row carries is a
         # bound for every row after it in that partition (sql/silver/event_type.sql).
         tables[f"silver_{name}"] = TableSpec(
-            (et.topic,), "sink", key_fields=("tenant_id", "event_id"), partitioner="fixed"
+            (et.topic,), "sink", key_fields=described.silver(et).kafka_key, partitioner="fixed"
         )
     secret_ref = reg.silver.pii_hash_key
     silver_file = conf_dir / "silver.yaml"
@@ -249,13 +250,13 @@ def gold(conf_dir: Path) -> SqlJob:
         et = gc.registry.event_types[name]
         tables[f"silver_{name}"] = TableSpec((et.topic,), "source")
         tables[f"late_{name}"] = TableSpec(
-            (gc.runner.late_topic(name),), "sink", key_fields=("tenant_id", "event_id")
+            (gc.runner.late_topic(name),), "sink", key_fields=described.late(et).kafka_key
         )
     for agg in gc.aggregates.values():
         tables[agg.table] = TableSpec((agg.kafka_topic,), "sink", upsert=True)
     if gc.rules:
         tables["alert_events"] = TableSpec(
-            (gc.runner.alert_topic,), "sink", key_fields=("tenant_id", "rule_id", "alert_key")
+            (gc.runner.alert_topic,), "sink", key_fields=described.ALERTS.kafka_key
         )
 
     def params(withs: Mapping[str, str], _redact: bool) -> dict[str, str]:
