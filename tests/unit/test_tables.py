@@ -118,7 +118,14 @@ def check_config(conf: Path) -> None:
     """Every derived form of every table of this config agrees with the description."""
     reg = registry.load_registry(conf)
     ddl: dict[str, dict[str, str]] = {}
-    for sql in _sql_jobs(conf).values():
+    # The jobs as they run, and as the SQL client declares their tables (query mode).
+    platform = settings.load_platform(conf / "platform.yaml")
+    queried = [
+        job.render(platform, query=True)
+        for name, job in catalog.jobs(conf).items()
+        if name in ("silver", "gold")
+    ]
+    for sql in [*_sql_jobs(conf).values(), *queried]:
         for name, cols in created_tables(sql).items():
             # A table two jobs declare (silver_<type>: written by one, read by the other) is
             # declared the same by both.
