@@ -23,7 +23,6 @@ import sys
 import textwrap
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 import pyarrow as pa
@@ -218,8 +217,8 @@ class Table:
                 return c
         raise KeyError(f"{self.name} has no column {name!r}")
 
-    def with_columns(self, *columns: Column, name: str | None = None) -> Table:
-        return replace(self, name=name or self.name, columns=(*self.columns, *columns))
+    def with_columns(self, *columns: Column) -> Table:
+        return replace(self, columns=(*self.columns, *columns))
 
 
 def _comment_lines(text: str, indent: str) -> list[str]:
@@ -469,12 +468,14 @@ LATE_TAIL = (
 
 
 def late(et: EventType) -> Table:
+    """A Silver row that met the watermark, with the watermark and how late it was."""
+    rows = silver(et)
     return replace(
-        silver(et),
+        rows,
         name=f"late_{et.event_type}",
         layer="late",
         purpose=f"{et.event_type} rows that arrived behind the watermark, with how late",
-        columns=(*silver(et).columns, *LATE_TAIL),
+        columns=(*rows.columns, *LATE_TAIL),
         written_by="Gold job",
     )
 
@@ -612,7 +613,7 @@ def main(argv: Sequence[str]) -> int:
 
     block = readme_block(registry.load_registry(paths.CONF_DIR))
     if list(argv) == ["--readme"]:
-        readme = Path(paths.REPO / "README.md")
+        readme = paths.REPO / "README.md"
         readme.write_text(with_readme_block(readme.read_text(encoding="utf-8"), block))
         return 0
     print(block)
