@@ -18,6 +18,7 @@ from connectors.kafka import BRONZE_TOPIC_CONFIG, KafkaTable
 from streamlake.compile import sqlfile
 from streamlake.config import loader as config
 from streamlake.config import paths
+from streamlake.config import tables as described
 from streamlake.config.settings import PlatformSettings
 
 
@@ -203,7 +204,7 @@ def silver(conf_dir: Path) -> SqlJob:
         # One writer per Silver partition, so that the stream watermark each row carries is a
         # bound for every row after it in that partition (sql/silver/event_type.sql).
         tables[f"silver_{name}"] = TableSpec(
-            (et.topic,), "sink", key_fields=("tenant_id", "event_id"), partitioner="fixed"
+            (et.topic,), "sink", key_fields=described.silver(et).kafka_key, partitioner="fixed"
         )
     secret_ref = reg.silver.pii_hash_key
     silver_file = conf_dir / "silver.yaml"
@@ -253,13 +254,13 @@ def gold(conf_dir: Path) -> SqlJob:
         et = gc.registry.event_types[name]
         tables[f"silver_{name}"] = TableSpec((et.topic,), "source")
         tables[f"late_{name}"] = TableSpec(
-            (gc.runner.late_topic(name),), "sink", key_fields=("tenant_id", "event_id")
+            (gc.runner.late_topic(name),), "sink", key_fields=described.late(et).kafka_key
         )
     for agg in gc.aggregates.values():
         tables[agg.table] = TableSpec((agg.kafka_topic,), "sink", upsert=True)
     if gc.rules:
         tables["alert_events"] = TableSpec(
-            (gc.runner.alert_topic,), "sink", key_fields=("tenant_id", "rule_id", "alert_key")
+            (gc.runner.alert_topic,), "sink", key_fields=described.ALERTS.kafka_key
         )
 
     def params(withs: Mapping[str, str], _redact: bool) -> dict[str, str]:

@@ -1,6 +1,6 @@
 """device_anomaly: per-device z-score and silence alerts from a Silver topic (Python DataStream).
 
-Submitted like the SQL jobs (`flink run -py jobs/flink_entry.py device_anomaly`); config is
+Submitted like the SQL jobs (`flink run -py streamlake/runtime/flink_entry.py device_anomaly`); config is
 conf/streams/device_anomaly.yaml. The pipeline, every operator with a stable uid and name so that
 savepoints survive redeploys:
 
@@ -50,7 +50,7 @@ from pydantic import Field, field_validator
 from pyflink.datastream import FlatMapFunction, KeyedProcessFunction
 
 from streamlake.config import loader as config
-from streamlake.config import paths, registry
+from streamlake.config import paths, registry, tables
 from streamlake.config.settings import PlatformSettings
 
 JOB_NAME = "device_anomaly"
@@ -184,23 +184,48 @@ def format_ltz(ms: int) -> str:
     return f"{dt.year:04d}-{dt.month:02d}-{dt.day:02d}T{dt:%H:%M:%S}{tail}Z"
 
 
-# The alert row: the value written to the alert topic, field for field the columns of the SQL
-# alerts on that topic (sql/gold/alert_sink.sql) and of the loader's alert_events table
-# (jobs/lake.py ALERT_SCHEMA): measures is ARRAY<ROW<name STRING, value DOUBLE>>, timestamps are
-# TIMESTAMP_LTZ(3) as Flink's json format writes them. The first three fields are also the Kafka
-# key, as the SQL alerts' key.fields (tenant_id;rule_id;alert_key) write it (see build()).
-ALERT_FIELDS = (
-    "tenant_id",
-    "rule_id",
-    "alert_key",
-    "rule_kind",
-    "event_type",
-    "first_event_at",
-    "last_event_at",
-    "measures",
-    "detected_at",
-)
-KEY_FIELDS = ALERT_FIELDS[:3]
+# The alert row: the value written to the alert topic, the columns of the alert table as
+# streamlake/config/tables.py ALERTS describes them (the SQL alerts' DDL and the loader's Delta schema come from
+# the same description), the Kafka key's fields first: the SQL alerts' key.fields
+# (tenant_id;rule_id;alert_key) write the same key (see build()). Timestamps are TIMESTAMP_LTZ(3)
+# rendered as Flink's json format writes them (format_ltz).
+KEY_FIELDS = tables.ALERTS.kafka_key
+ALERT_FIELDS = (*KEY_FIELDS, *(n for n in tables.ALERTS.names if n not in KEY_FIELDS))
+# Detect emits every field but `measures` as it is, and the measures as two arrays (see _types()).
+_BEFORE_MEASURES = ALERT_FIELDS[: ALERT_FIELDS.index("measures")]
+_AFTER_MEASURES = ALERT_FIELDS[ALERT_FIELDS.index("measures") + 1 :]
+
+
+def stream_type(t: tables.Type) -> Any:
+    """The DataStream type a column of the description is written as (timestamps as text)."""
+    from pyflink.common import Types
+
+    if t.kind in ("string", "timestamp", "local_timestamp"):
+        return Types.STRING()
+    if t.kind == "double":
+        return Types.DOUBLE()
+    if t.kind == "long":
+        return Types.LONG()
+    if t.kind == "int":
+        return Types.INT()
+    if t.kind == "boolean":
+        return Types.BOOLEAN()
+    if t.kind == "row":
+        # Every Row type is named: a Python worker on a cluster has no JVM to ask for the names
+        # of an unnamed one (RowTypeInfo.get_field_names), and fails when it builds a coder for it.
+        return Types.ROW_NAMED([n for n, _ in t.fields], [stream_type(f) for _, f in t.fields])
+    if t.kind == "array" and t.items is not None:
+        items = stream_type(t.items)
+        return Types.OBJECT_ARRAY(items) if t.items.kind == "row" else Types.BASIC_ARRAY(items)
+    raise ValueError(f"no DataStream type for {t}")
+
+
+def _row(fields: tuple[str, ...]) -> Any:
+    from pyflink.common import Types
+
+    return Types.ROW_NAMED(
+        list(fields), [stream_type(tables.ALERTS.column(f).type) for f in fields]
+    )
 
 
 def _types() -> Any:
@@ -216,23 +241,19 @@ def _types() -> Any:
         keyed = Types.ROW_NAMED(["key", "reading"], [key, reading])
         timed = Types.TUPLE([keyed, Types.LONG()])
         # Timestamps are rendered to strings in Python (format_ltz); the JSON is the same.
-        measure = Types.ROW_NAMED(["name", "value"], [Types.STRING(), Types.DOUBLE()])
-        alert = Types.ROW_NAMED(
-            list(ALERT_FIELDS),
-            [Types.STRING()] * 7 + [Types.OBJECT_ARRAY(measure), Types.STRING()],
-        )
-        alert_key = Types.ROW_NAMED(list(KEY_FIELDS), [Types.STRING()] * 3)
+        alert = _row(ALERT_FIELDS)
+        alert_key = _row(KEY_FIELDS)
         # What Detect emits: the alert with its measures as two arrays, names and values, zipped
         # into `measures` in the JVM (see build()). In thread mode PyFlink converts an array of
         # rows returned by Python into one reused Row object repeated (PythonTypeUtils
         # RowDataConverter.reuseRow): every measure would read as the last one.
         detected_row = Types.ROW_NAMED(
-            [*ALERT_FIELDS[:7], "measure_names", "measure_values", "detected_at"],
-            [Types.STRING()] * 7
-            + [
+            [*_BEFORE_MEASURES, "measure_names", "measure_values", *_AFTER_MEASURES],
+            [
+                *_row(_BEFORE_MEASURES).get_field_types(),
                 Types.BASIC_ARRAY(Types.STRING()),
                 Types.BASIC_ARRAY(Types.DOUBLE()),
-                Types.STRING(),
+                *_row(_AFTER_MEASURES).get_field_types(),
             ],
         )
         detected = Types.TUPLE([detected_row, Types.LONG()])
@@ -711,9 +732,9 @@ def _zip_measures(env: Any, detected: Any) -> Any:
     for n in range(MAX_MEASURES - 1, 0, -1):
         measures = if_then_else(names.cardinality == n, zipped(n), measures)
     alerts = table.select(
-        *(col(f) for f in ALERT_FIELDS[:7]),
+        *(col(f) for f in _BEFORE_MEASURES),
         measures.alias("measures"),
-        col("detected_at"),
+        *(col(f) for f in _AFTER_MEASURES),
         col("rowtime"),
     )
     return t_env.to_data_stream(alerts)._j_data_stream

@@ -38,10 +38,9 @@ SELECT *, ${event_ms} AS event_ms, ${watermark_ms} AS watermark_ms
 FROM timed_${event_type}
 WHERE watermark_at IS NOT NULL;
 
+-- The late rows: the Silver columns, the watermark each met and how late it was (jobs/tables.py).
 CREATE TEMPORARY TABLE late_${event_type} (
-${silver_columns},
-    watermark_at  TIMESTAMP_LTZ(3),
-    late_by_ms    BIGINT
+${late_columns}
 ) WITH (
 ${with_late}
 );

@@ -7,25 +7,10 @@ CREATE TEMPORARY VIEW silver_checked_${event_type} AS
 SELECT * FROM bronze_timed
 WHERE route_reason IS NULL AND event_type = '${event_type}';
 
+-- The envelope, this type's fields (all versions'), where the row came from and the watermarks
+-- (jobs/tables.py silver()).
 CREATE TEMPORARY TABLE silver_${event_type} (
-    tenant_id         STRING,
-    event_type        STRING,
-    schema_version    INT,
-    event_id          STRING,
-    event_at          TIMESTAMP_LTZ(3),
-${silver_columns},
-    source_topic      STRING,
-    source_partition  INT,
-    source_offset     BIGINT,
-    ingest_at         TIMESTAMP_LTZ(3),
-    -- The watermark of the row's Bronze partition when the row was read: the row is late when
-    -- event_at is at or behind it. Depends only on the partition's contents, not on read speed.
-    partition_watermark_at TIMESTAMP_LTZ(3),
-    -- The job's watermark when the row was written (the smallest of every Bronze partition's):
-    -- every on-time row after this one in its Silver partition has a later event time. Each
-    -- Silver partition has one writer ('fixed' partitioner), so readers can use it as their
-    -- watermark.
-    stream_watermark_at    TIMESTAMP_LTZ(3)
+${silver_columns}
 ) WITH (
 ${with_silver}
 );

@@ -5,15 +5,9 @@ CREATE TEMPORARY FUNCTION silver_clock AS 'io.streamlake.udfs.SilverClock' LANGU
 CREATE TEMPORARY FUNCTION silver_validate AS 'io.streamlake.udfs.SilverValidate' LANGUAGE JAVA;
 
 -- Bronze is the tenant topics themselves, read once and kept as received: the record's bytes
--- plus its Kafka metadata.
+-- plus its Kafka metadata (the columns: jobs/tables.py BRONZE_SOURCE).
 CREATE TEMPORARY TABLE bronze_events (
-    raw_key          BYTES,
-    raw_value        BYTES,
-    source_topic     STRING             METADATA FROM 'topic' VIRTUAL,
-    source_partition INT                METADATA FROM 'partition' VIRTUAL,
-    source_offset    BIGINT             METADATA FROM 'offset' VIRTUAL,
-    ingest_at        TIMESTAMP_LTZ(3)   METADATA FROM 'timestamp' VIRTUAL,
-    source_headers   MAP<STRING, BYTES> METADATA FROM 'headers' VIRTUAL,
+${bronze_columns},
     proc_at AS PROCTIME(),
     -- Event time is decided per Bronze partition, so that what is late does not depend on how
     -- fast or in what order partitions are read. A record's clock is its event time minus its
@@ -61,29 +55,9 @@ FROM bronze_routed AS r;
 -- Every rejected record: where it came from, why, and its bytes, bounded so that any record
 -- makes a DLQ row the sink can write (a poison record must not stop every tenant). The whole
 -- record stays in Bronze, by (source_topic, source_partition, source_offset).
+-- (The columns, and what each holds: jobs/tables.py DLQ.)
 CREATE TEMPORARY TABLE dlq_events (
-    tenant_id         STRING,
-    event_type        STRING,
-    schema_version    INT,
-    reason_codes      ARRAY<STRING>,
-    claimed_tenant    STRING,
-    source_topic      STRING,
-    source_partition  INT,
-    source_offset     BIGINT,
-    ingest_at         TIMESTAMP_LTZ(3),
-    -- The Kafka key's first ${dlq_max_key_bytes} bytes, and its full length.
-    source_key        BYTES,
-    source_key_bytes  BIGINT,
-    -- The record's Kafka headers as (key, value) pairs (a list, so any reader can load it); null
-    -- and flagged when, as JSON, they are over ${dlq_max_headers_bytes} bytes.
-    source_headers    ARRAY<ROW<`key` STRING, `value` BYTES>>,
-    source_headers_dropped BOOLEAN,
-    -- The value's first ${dlq_max_value_bytes} bytes; length and SHA-256 (hex) of all of it.
-    raw_value         BYTES,
-    raw_value_bytes   BIGINT,
-    raw_value_sha256  STRING,
-    raw_value_truncated BOOLEAN,
-    detected_at       TIMESTAMP_LTZ(3)
+${dlq_columns}
 ) WITH (
 ${with_dlq_events}
 );
@@ -91,13 +65,8 @@ ${with_dlq_events}
 -- Per-tenant counts per window of ingest time, upserted as they grow (the last value per key
 -- is the count). Conservation: read = dlq + valid, and duplicates dropped = valid - silver.
 CREATE TEMPORARY TABLE audit_silver_counts (
-    window_start   TIMESTAMP(3),
-    window_end     TIMESTAMP(3),
-    tenant_id      STRING,
-    event_type     STRING,
-    metric         STRING,
-    count_records  BIGINT,
-    PRIMARY KEY (window_start, window_end, tenant_id, event_type, metric) NOT ENFORCED
+${audit_columns},
+    PRIMARY KEY (${audit_primary_key}) NOT ENFORCED
 ) WITH (
 ${with_audit_silver_counts}
 );

@@ -21,9 +21,9 @@ import yaml
 from pydantic import Field, field_validator, model_validator
 
 from streamlake.compile import sqlfile
-from streamlake.compile.silver import interval, q
+from streamlake.compile.silver import epoch_ms, interval, q
 from streamlake.config import loader as config
-from streamlake.config import paths, registry
+from streamlake.config import paths, registry, tables
 from streamlake.config.registry import Duration, EventType, FieldSpec, Registry
 
 GOLD_SQL = paths.SQL_DIR / "gold" / "gold.sql"
@@ -70,23 +70,17 @@ class Window(config.Strict):
 
     @model_validator(mode="after")
     def _shape(self) -> Window:
-        need = {
-            "tumble": {"size"},
-            "hop": {"size", "slide"},
-            "cumulate": {"size", "step"},
-            "session": {"gap"},
-        }[self.kind]
+        need = set(self.spec.params)
         given = {k for k in ("size", "slide", "step", "gap") if getattr(self, k) is not None}
         if given != need:
             raise ValueError(f"a {self.kind} window takes exactly {', '.join(sorted(need))}")
-        if self.kind in ("hop", "cumulate"):
-            part = self.slide if self.kind == "hop" else self.step
-            assert self.size is not None and part is not None
-            size_ms, part_ms = registry.duration_ms(self.size), registry.duration_ms(part)
-            if size_ms % part_ms or size_ms <= part_ms:
-                what = "slide" if self.kind == "hop" else "step"
-                raise ValueError(f"size a multiple (at least 2x) of {what}")
+        self.spec.check(self)
         return self
+
+    @property
+    def spec(self) -> _WindowKind:
+        """What this kind of window is: its parameters, its window TVF, its windows per row."""
+        return WINDOW_KINDS[self.kind]
 
     def ms(self, key: str) -> int:
         value = getattr(self, key)
@@ -94,13 +88,120 @@ class Window(config.Strict):
         return registry.duration_ms(value)
 
     def describe(self) -> str:
-        if self.kind == "tumble":
-            return f"tumbling {self.size}"
-        if self.kind == "hop":
-            return f"hopping {self.size} every {self.slide}"
-        if self.kind == "cumulate":
-            return f"cumulating every {self.step} up to {self.size}"
-        return f"session (gap {self.gap})"
+        return self.spec.describe(self)
+
+
+# ---- window kinds: each kind owns its parameters, its description, its window TVF and the
+# windows a late row falls in (for aggregates late rows revise); nothing else switches on kind.
+
+
+class _WindowKind:
+    params: tuple[str, ...] = ()
+    # Why late rows cannot revise windows of this kind (None: they can, with allowed_lateness).
+    not_revisable: str | None = None
+
+    def check(self, w: Window) -> None:
+        """Constraints between the parameters, beyond which ones are given."""
+
+    def describe(self, w: Window) -> str:
+        raise NotImplementedError
+
+    def tvf(self, w: Window, source: str, time_col: str, keys: list[str]) -> str:
+        """The window TVF call over `source` (TABLE ...) on `time_col` (DESCRIPTOR(...))."""
+        raise NotImplementedError
+
+    def windows_per_row(self, w: Window) -> int:
+        return 1
+
+    def candidates(self, w: Window, ev: str) -> list[str]:
+        """ROW(start_ms, end_ms) of every window that may hold the epoch-ms expression `ev`."""
+        raise NotImplementedError
+
+
+class _Tumble(_WindowKind):
+    params = ("size",)
+
+    def describe(self, w: Window) -> str:
+        return f"tumbling {w.size}"
+
+    def tvf(self, w: Window, source: str, time_col: str, keys: list[str]) -> str:
+        return f"TUMBLE({source}, {time_col}, {interval(w.ms('size'))})"
+
+    def candidates(self, w: Window, ev: str) -> list[str]:
+        size = w.ms("size")
+        return [f"ROW({ev} - MOD({ev}, {size}), {ev} - MOD({ev}, {size}) + {size})"]
+
+
+class _Sliced(_WindowKind):
+    """A window of `size` made of slices of `part` (hop: slide; cumulate: step)."""
+
+    part = ""
+
+    def check(self, w: Window) -> None:
+        size_ms, part_ms = w.ms("size"), w.ms(self.part)
+        if size_ms % part_ms or size_ms <= part_ms:
+            raise ValueError(f"size a multiple (at least 2x) of {self.part}")
+
+    def windows_per_row(self, w: Window) -> int:
+        return w.ms("size") // w.ms(self.part)
+
+
+class _Hop(_Sliced):
+    params = ("size", "slide")
+    part = "slide"
+
+    def describe(self, w: Window) -> str:
+        return f"hopping {w.size} every {w.slide}"
+
+    def tvf(self, w: Window, source: str, time_col: str, keys: list[str]) -> str:
+        return f"HOP({source}, {time_col}, {interval(w.ms('slide'))}, {interval(w.ms('size'))})"
+
+    def candidates(self, w: Window, ev: str) -> list[str]:
+        size, slide = w.ms("size"), w.ms("slide")
+        base = f"{ev} - MOD({ev}, {slide})"
+        return [
+            f"ROW({base} - {k * slide}, {base} - {k * slide} + {size})"
+            for k in range(size // slide)
+        ]
+
+
+class _Cumulate(_Sliced):
+    params = ("size", "step")
+    part = "step"
+
+    def describe(self, w: Window) -> str:
+        return f"cumulating every {w.step} up to {w.size}"
+
+    def tvf(self, w: Window, source: str, time_col: str, keys: list[str]) -> str:
+        return f"CUMULATE({source}, {time_col}, {interval(w.ms('step'))}, {interval(w.ms('size'))})"
+
+    def candidates(self, w: Window, ev: str) -> list[str]:
+        size, step = w.ms("size"), w.ms("step")
+        base = f"{ev} - MOD({ev}, {size})"
+        return [f"ROW({base}, {base} + {j * step})" for j in range(1, size // step + 1)]
+
+
+class _Session(_WindowKind):
+    params = ("gap",)
+    not_revisable = (
+        "no allowed_lateness on a session window (a late row can merge two sessions that "
+        "were already emitted); late rows still go to the late topic"
+    )
+
+    def describe(self, w: Window) -> str:
+        return f"session (gap {w.gap})"
+
+    def tvf(self, w: Window, source: str, time_col: str, keys: list[str]) -> str:
+        by = ", ".join(keys)
+        return f"SESSION({source} PARTITION BY ({by}), {time_col}, {interval(w.ms('gap'))})"
+
+
+WINDOW_KINDS: dict[str, _WindowKind] = {
+    "tumble": _Tumble(),
+    "hop": _Hop(),
+    "cumulate": _Cumulate(),
+    "session": _Session(),
+}
 
 
 class Measure(config.Strict):
@@ -142,8 +243,10 @@ class GoldAggregate(config.Strict):
         if not v:
             raise ValueError("at least one measure")
         for n in v:
-            if not registry.NAME.match(n) or n in _GOLD_COLUMNS:
-                raise ValueError(f"measure name {n!r} in snake_case, not one of {_GOLD_COLUMNS}")
+            if not registry.NAME.match(n) or n in tables.GOLD_RESERVED:
+                raise ValueError(
+                    f"measure name {n!r} in snake_case, not one of {tables.GOLD_RESERVED}"
+                )
         return v
 
     @property
@@ -154,8 +257,6 @@ class GoldAggregate(config.Strict):
     def kafka_topic(self) -> str:
         return self.topic or self.table
 
-
-_GOLD_COLUMNS = ("tenant_id", "window_start", "window_end", "late_rows")
 
 Op = Literal[">", ">=", "<", "<=", "=", "<>"]
 
@@ -320,13 +421,8 @@ def load_gold(conf_dir: Path, reg: Registry | None = None) -> GoldConfig:
             kinds = (*GROUPABLE, "double") if m.fn in ("count", "count_distinct") else NUMERIC
             _field(reg, agg.event_type, m.field, f, f"measures.{n}.field", kinds)
         if agg.allowed_lateness is not None:
-            if agg.window.kind == "session":
-                raise config.ConfigError(
-                    f,
-                    "allowed_lateness",
-                    "no allowed_lateness on a session window (a late row can merge two "
-                    "sessions that were already emitted); late rows still go to the late topic",
-                )
+            if agg.window.spec.not_revisable is not None:
+                raise config.ConfigError(f, "allowed_lateness", agg.window.spec.not_revisable)
             for n, m in agg.measures.items():
                 if m.fn not in MERGEABLE:
                     raise config.ConfigError(
@@ -335,17 +431,7 @@ def load_gold(conf_dir: Path, reg: Registry | None = None) -> GoldConfig:
                         f"a measure that late rows can be merged into ({', '.join(sorted(MERGEABLE))}) "
                         f"when allowed_lateness is set; {m.fn} needs every row of the window",
                     )
-            w = agg.window
-            span = (
-                w.ms("size") // w.ms("slide" if w.kind == "hop" else "step")
-                if w.kind
-                in (
-                    "hop",
-                    "cumulate",
-                )
-                else 1
-            )
-            if span > MAX_REVISED_WINDOWS:
+            if agg.window.spec.windows_per_row(agg.window) > MAX_REVISED_WINDOWS:
                 raise config.ConfigError(
                     f,
                     "window",
@@ -379,11 +465,6 @@ def load_gold(conf_dir: Path, reg: Registry | None = None) -> GoldConfig:
 # Compilation
 
 
-def epoch_ms(expr: str) -> str:
-    """Milliseconds since the epoch of a TIMESTAMP_LTZ (the session time zone is UTC)."""
-    return f"(EXTRACT(EPOCH FROM {expr}) * 1000 + EXTRACT(MILLISECOND FROM {expr}))"
-
-
 def _ident(name: str) -> str:
     return f"`{name}`"
 
@@ -400,40 +481,15 @@ def _cond(c: Condition, var: str) -> str:
     return f"{var}.{_ident(c.field)} {c.op} {_literal(c.value)}"
 
 
-def silver_columns(et: EventType) -> list[tuple[str, str]]:
-    """The Silver topic's value columns (what the Silver job writes)."""
-    head = [
-        ("tenant_id", "STRING"),
-        ("event_type", "STRING"),
-        ("schema_version", "INT"),
-        ("event_id", "STRING"),
-        ("event_at", "TIMESTAMP_LTZ(3)"),
-    ]
-    body = [(n, f.sql_type()) for n, f in et.silver_fields().items() if f.pii != "drop"]
-    tail = [
-        ("source_topic", "STRING"),
-        ("source_partition", "INT"),
-        ("source_offset", "BIGINT"),
-        ("ingest_at", "TIMESTAMP_LTZ(3)"),
-        ("partition_watermark_at", "TIMESTAMP_LTZ(3)"),
-        ("stream_watermark_at", "TIMESTAMP_LTZ(3)"),
-    ]
-    return head + body + tail
-
-
-def _columns(cols: list[tuple[str, str]], indent: str = "    ") -> str:
-    return ",\n".join(f"{indent}{_ident(n)} {t}" for n, t in cols)
-
-
 def event_type_params(
     gc: GoldConfig, et: EventType, with_silver: str, with_late: str
 ) -> dict[str, str]:
-    cols = silver_columns(et)
-    names = ", ".join(_ident(n) for n, _ in cols)
+    silver = tables.silver(et)
     return {
         "event_type": et.event_type,
-        "silver_columns": _columns(cols),
-        "silver_column_names": names,
+        "silver_columns": tables.sql_columns(silver),
+        "silver_column_names": tables.sql_names(silver),
+        "late_columns": tables.sql_columns(tables.late(et)),
         "max_ooo": et.watermark.max_out_of_orderness,
         "watermark_reason": " ".join(et.watermark.reason.split()),
         "max_future_skew": et.max_future_skew,
@@ -446,15 +502,8 @@ def event_type_params(
 
 
 def measure_type(et: EventType, m: Measure) -> str:
-    if m.fn in ("count", "count_distinct"):
-        return "BIGINT"
-    if m.fn in ("avg", "percentile"):
-        return "DOUBLE"
-    assert m.field is not None
-    t = et.silver_fields()[m.field].type
-    if m.fn == "sum":
-        return "DOUBLE" if t == "double" else "BIGINT"
-    return et.silver_fields()[m.field].sql_type()  # min, max
+    """The SQL type of a measure's Gold column (streamlake/config/tables.py decides it)."""
+    return tables.sql_type(tables.measure_type(et, m))
 
 
 def _measure_expr(m: Measure) -> str:
@@ -471,51 +520,26 @@ def _measure_expr(m: Measure) -> str:
 
 
 def window_tvf(agg: GoldAggregate) -> str:
-    w = agg.window
-    src = f"TABLE ontime_{agg.event_type}"
-    t = "DESCRIPTOR(event_at)"
-    if w.kind == "tumble":
-        return f"TUMBLE({src}, {t}, {interval(w.ms('size'))})"
-    if w.kind == "hop":
-        return f"HOP({src}, {t}, {interval(w.ms('slide'))}, {interval(w.ms('size'))})"
-    if w.kind == "cumulate":
-        return f"CUMULATE({src}, {t}, {interval(w.ms('step'))}, {interval(w.ms('size'))})"
-    keys = ", ".join(["tenant_id", *map(_ident, agg.group_by)])
-    return f"SESSION({src} PARTITION BY ({keys}), {t}, {interval(w.ms('gap'))})"
+    keys = ["tenant_id", *map(_ident, agg.group_by)]
+    source = f"TABLE ontime_{agg.event_type}"
+    return agg.window.spec.tvf(agg.window, source, "DESCRIPTOR(event_at)", keys)
 
 
 def _candidate_windows(agg: GoldAggregate) -> str:
-    """ROW(start_ms, end_ms) of every window of the aggregate's kind that may hold event_ms."""
-    w = agg.window
-    ev = "l.event_ms"
-    if w.kind == "tumble":
-        size = w.ms("size")
-        return f"ROW({ev} - MOD({ev}, {size}), {ev} - MOD({ev}, {size}) + {size})"
-    if w.kind == "hop":
-        size, slide = w.ms("size"), w.ms("slide")
-        base = f"{ev} - MOD({ev}, {slide})"
-        return ", ".join(
-            f"ROW({base} - {k * slide}, {base} - {k * slide} + {size})"
-            for k in range(size // slide)
-        )
-    size, step = w.ms("size"), w.ms("step")
-    base = f"{ev} - MOD({ev}, {size})"
-    return ", ".join(f"ROW({base}, {base} + {j * step})" for j in range(1, size // step + 1))
+    """ROW(start_ms, end_ms) of every window of the aggregate's kind that may hold a late row."""
+    return ", ".join(agg.window.spec.candidates(agg.window, "l.event_ms"))
 
 
 def aggregate_params(gc: GoldConfig, agg: GoldAggregate, with_gold: str) -> dict[str, str]:
     et = gc.registry.event_types[agg.event_type]
     keys = [_ident(k) for k in agg.group_by]
-    fields = et.silver_fields()
-    key_cols = [(k, fields[k].sql_type()) for k in agg.group_by]
-    measure_cols = [(n, measure_type(et, m)) for n, m in agg.measures.items()]
+    table = tables.gold(gc.registry, agg)
     group = ", ".join(["tenant_id", *keys, "window_start", "window_end"])
     params = {
         "name": agg.name,
         "event_type": agg.event_type,
         "window_desc": agg.window.describe(),
-        "key_columns": "".join(f"    {_ident(n)} {t},\n" for n, t in key_cols),
-        "measure_columns": _columns(measure_cols),
+        "gold_columns": tables.sql_columns(table),
         "primary_key": group,
         "group_by": group,
         "window_tvf": window_tvf(agg),
@@ -659,6 +683,7 @@ def gold_params(gc: GoldConfig, with_clauses: Mapping[str, str]) -> dict[str, st
         alert_sink = sqlfile.render(
             ALERT_SINK_SQL,
             {
+                "alert_columns": tables.sql_columns(tables.ALERTS),
                 "with_alert_events": with_clauses["alert_events"],
                 "alert_union": "UNION ALL\n".join(f"(\n{r.rstrip()}\n)\n" for r in rules).rstrip(),
             },

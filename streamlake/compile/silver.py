@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from streamlake.compile import sqlfile
-from streamlake.config import paths, registry
+from streamlake.config import paths, registry, tables
 from streamlake.config.registry import EventType, FieldSpec, Registry
 
 SILVER_SQL = paths.SQL_DIR / "silver" / "silver.sql"
@@ -246,7 +246,6 @@ def event_type_params(
         if lf.parent is not None:
             children_of.setdefault(lf.parent.path, []).append(lf)
     top = [lf for lf in leaves if lf.parent is None and lf.spec.pii != "drop"]
-    columns = [f"    `{lf.path[0]}` {lf.spec.sql_type()}" for lf in top]
     typed = f"`typed_{et.event_type}`"
     projection = [
         f"       {_projection(lf, children_of, hash_key, f'{typed}.`{lf.path[0]}`')} AS `{lf.path[0]}`"
@@ -254,7 +253,7 @@ def event_type_params(
     ]
     return {
         "event_type": et.event_type,
-        "silver_columns": ",\n".join(columns),
+        "silver_columns": tables.sql_columns(tables.silver(et)),
         "silver_projection": ",\n".join(projection),
         "dedup_horizon": et.dedup.horizon,
         "with_silver": with_silver,
@@ -274,6 +273,10 @@ def silver_params(
         params = event_type_params(reg, et, hash_key, with_clauses[f"silver_{name}"])
         sections.append(sqlfile.render(EVENT_TYPE_SQL, params))
     return {
+        "bronze_columns": tables.sql_columns(tables.BRONZE_SOURCE),
+        "dlq_columns": tables.sql_columns(tables.DLQ),
+        "audit_columns": tables.sql_columns(tables.AUDIT_SILVER_COUNTS),
+        "audit_primary_key": ", ".join(tables.AUDIT_SILVER_COUNTS.primary_key),
         "with_bronze_events": with_clauses["bronze_events"],
         "with_dlq_events": with_clauses["dlq_events"],
         "with_audit_silver_counts": with_clauses["audit_silver_counts"],

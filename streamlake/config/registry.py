@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from streamlake.config import loader as config
+from streamlake.config import tables
 
 TENANT_ID = re.compile(r"^[a-z][a-z0-9_-]{1,62}$")
 NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
@@ -25,20 +26,9 @@ TOPIC = re.compile(r"^[a-z][a-z0-9_.-]{0,200}$")
 _DURATION = re.compile(r"^([1-9][0-9]*)(ms|s|min|h|d)$")
 _UNIT_MS = {"ms": 1, "s": 1000, "min": 60_000, "h": 3_600_000, "d": 86_400_000}
 
-# Columns every Silver row has; a schema field may not take one of these names.
-RESERVED = frozenset(
-    {
-        "tenant_id",
-        "event_type",
-        "schema_version",
-        "event_id",
-        "event_at",
-        "source_topic",
-        "source_partition",
-        "source_offset",
-        "ingest_at",
-    }
-)
+# Columns every Silver (and late) row has besides its fields; a field may not take one of these
+# names.
+RESERVED = frozenset(c.name for c in (*tables.SILVER_ENVELOPE, *tables.LATE_TAIL))
 
 FieldType = Literal[
     "string", "int", "long", "double", "boolean", "timestamp", "enum", "object", "array"
@@ -112,35 +102,14 @@ class FieldSpec(config.Strict):
         return self
 
     def sql_type(self) -> str:
-        t = self.type
-        if t == "object":
-            assert self.fields is not None
-            inner = ", ".join(
-                f"`{n}` {f.sql_type()}" for n, f in self.fields.items() if f.pii != "drop"
-            )
-            return f"ROW<{inner}>"
-        if t == "array":
-            return f"ARRAY<{_SCALAR_SQL[self.items or 'string']}>"
-        if t == "timestamp":
-            return "TIMESTAMP_LTZ(3)"
-        if t == "enum":
-            return "STRING"
-        return _SCALAR_SQL[t]
+        """The Flink SQL type of the Silver column (streamlake/config/tables.py maps the types)."""
+        return tables.sql_type(tables.field_type(self))
 
     def shape(self) -> Any:
         """What must stay the same between versions for the Silver column to be one column."""
         if self.fields is not None:
             return ("object", tuple((n, f.shape()) for n, f in self.fields.items()))
         return (self.type, self.items, self.format, self.pii)
-
-
-_SCALAR_SQL = {
-    "string": "STRING",
-    "int": "INT",
-    "long": "BIGINT",
-    "double": "DOUBLE",
-    "boolean": "BOOLEAN",
-}
 
 
 class SchemaVersion(config.Strict):

@@ -13,8 +13,8 @@ from pydantic import Field
 
 from streamlake.compile import gold
 from streamlake.config import loader as config
-from streamlake.config import paths, registry
-from streamlake.config.registry import Duration, FieldSpec, Registry
+from streamlake.config import paths, registry, tables
+from streamlake.config.registry import Duration, Registry
 from streamlake.lake.sink import DeltaSink, lake_uri, read_delta
 
 _SECRET_KEY = ("key", "secret", "token", "password", "sas", "connection_string")
@@ -58,130 +58,22 @@ def load_lake(conf_dir: Path | None = None) -> LakeSettings:
     return config.load(LakeSettings, (conf_dir or paths.CONF_DIR) / "lake.yaml")
 
 
-TS = pa.timestamp("ms", tz="UTC")
-_SCALAR = {
-    "string": pa.string(),
-    "enum": pa.string(),
-    "int": pa.int32(),
-    "long": pa.int64(),
-    "double": pa.float64(),
-    "boolean": pa.bool_(),
-    "timestamp": TS,
-}
-
-
-def arrow_type(spec: FieldSpec) -> pa.DataType:
-    if spec.type == "object":
-        kids = [(n, arrow_type(f)) for n, f in (spec.fields or {}).items() if f.pii != "drop"]
-        return pa.struct(kids)
-    if spec.type == "array":
-        return pa.list_(_SCALAR[spec.items or "string"])
-    if spec.pii == "hash":
-        return pa.string()
-    return _SCALAR[spec.type]
-
-
+# The schemas the loader reads each topic's JSON with: derived from the table descriptions.
 def silver_schema(et: registry.EventType) -> pa.Schema:
-    head = [
-        ("tenant_id", pa.string()),
-        ("event_type", pa.string()),
-        ("schema_version", pa.int32()),
-        ("event_id", pa.string()),
-        ("event_at", TS),
-    ]
-    fields = [(n, arrow_type(f)) for n, f in et.silver_fields().items() if f.pii != "drop"]
-    tail = [
-        ("source_topic", pa.string()),
-        ("source_partition", pa.int32()),
-        ("source_offset", pa.int64()),
-        ("ingest_at", TS),
-        ("partition_watermark_at", TS),
-        ("stream_watermark_at", TS),
-    ]
-    return pa.schema(head + fields + tail)
-
-
-DLQ_SCHEMA = pa.schema(
-    [
-        ("tenant_id", pa.string()),
-        ("event_type", pa.string()),
-        ("schema_version", pa.int32()),
-        ("reason_codes", pa.list_(pa.string())),
-        ("claimed_tenant", pa.string()),
-        ("source_topic", pa.string()),
-        ("source_partition", pa.int32()),
-        ("source_offset", pa.int64()),
-        ("ingest_at", TS),
-        # BYTES travel through Kafka JSON as base64; they are kept so, losslessly. The key and
-        # value are their first bytes (silver.yaml dlq limits); the whole record is in
-        # bronze_events at (source_topic, source_partition, source_offset).
-        ("source_key", pa.string()),
-        ("source_key_bytes", pa.int64()),
-        ("source_headers", pa.list_(pa.struct([("key", pa.string()), ("value", pa.string())]))),
-        ("source_headers_dropped", pa.bool_()),
-        ("raw_value", pa.string()),
-        ("raw_value_bytes", pa.int64()),
-        ("raw_value_sha256", pa.string()),
-        ("raw_value_truncated", pa.bool_()),
-        ("detected_at", TS),
-    ]
-)
-
-AUDIT_KEY = ("window_start", "window_end", "tenant_id", "event_type", "metric")
-AUDIT_SCHEMA = pa.schema(
-    [
-        ("window_start", pa.timestamp("ms")),
-        ("window_end", pa.timestamp("ms")),
-        ("tenant_id", pa.string()),
-        ("event_type", pa.string()),
-        ("metric", pa.string()),
-        ("count_records", pa.int64()),
-    ]
-)
-
-
-_SQL_ARROW = {
-    "STRING": pa.string(),
-    "INT": pa.int32(),
-    "BIGINT": pa.int64(),
-    "DOUBLE": pa.float64(),
-    "BOOLEAN": pa.bool_(),
-    "TIMESTAMP_LTZ(3)": TS,
-}
+    return tables.arrow_schema(tables.silver(et))
 
 
 def late_schema(et: registry.EventType) -> pa.Schema:
-    return (
-        silver_schema(et)
-        .append(pa.field("watermark_at", TS))
-        .append(pa.field("late_by_ms", pa.int64()))
-    )
+    return tables.arrow_schema(tables.late(et))
 
 
 def gold_schema(gc: gold.GoldConfig, agg: gold.GoldAggregate) -> pa.Schema:
-    et = gc.registry.event_types[agg.event_type]
-    fields = et.silver_fields()
-    cols = [("tenant_id", pa.string())]
-    cols += [(k, arrow_type(fields[k])) for k in agg.group_by]
-    cols += [("window_start", pa.timestamp("ms")), ("window_end", pa.timestamp("ms"))]
-    cols += [(n, _SQL_ARROW[gold.measure_type(et, m)]) for n, m in agg.measures.items()]
-    cols.append(("late_rows", pa.int64()))
-    return pa.schema(cols)
+    return tables.arrow_schema(tables.gold(gc.registry, agg))
 
 
-ALERT_SCHEMA = pa.schema(
-    [
-        ("rule_id", pa.string()),
-        ("rule_kind", pa.string()),
-        ("tenant_id", pa.string()),
-        ("event_type", pa.string()),
-        ("alert_key", pa.string()),
-        ("first_event_at", TS),
-        ("last_event_at", TS),
-        ("measures", pa.list_(pa.struct([("name", pa.string()), ("value", pa.float64())]))),
-        ("detected_at", TS),
-    ]
-)
+DLQ_SCHEMA = tables.arrow_schema(tables.DLQ)
+AUDIT_SCHEMA = tables.arrow_schema(tables.AUDIT_SILVER_COUNTS)
+ALERT_SCHEMA = tables.arrow_schema(tables.ALERTS)
 
 
 def sinks(
@@ -190,90 +82,44 @@ def sinks(
     root = lake.root()
 
     def sink(
-        table: str,
+        table: tables.Table,
         topics: tuple[str, ...],
-        schema: pa.Schema | None,
-        partition_by: tuple[str, ...],
         tenant_of_topic: dict[str, str] | None = None,
-        merge_keys: tuple[str, ...] = (),
         audit_kind: str = "output",
     ) -> DeltaSink:
         return DeltaSink(
-            table,
+            table.name,
             topics,
-            lake_uri(root, table),
-            schema,
-            partition_by,
+            lake_uri(root, table.name),
+            None if table.raw else tables.arrow_schema(table),
+            table.partition_by,
             tenant_of_topic=tenant_of_topic or {},
             storage_options=storage_options or None,
-            merge_keys=merge_keys,
+            # Upserted tables (audit counts, Gold): the last record per key is the row.
+            merge_keys=table.primary_key,
             audit_kind=audit_kind,
         )
 
     out = [
         sink(
-            "bronze_events",
+            tables.BRONZE_LAKE,
             tuple(reg.bronze_topics()),
-            None,
-            ("tenant_id", "ingest_date"),
             tenant_of_topic=reg.topic_owner(),
         ),
-        sink(
-            "dlq_events",
-            (reg.silver.dlq_topic,),
-            DLQ_SCHEMA,
-            ("tenant_id", "ingest_date"),
-            audit_kind="dlq",
-        ),
-        # Counts are upserted as they grow: the last record per key is the count.
-        sink(
-            "audit_silver_counts",
-            (reg.silver.audit_topic,),
-            AUDIT_SCHEMA,
-            ("tenant_id",),
-            merge_keys=AUDIT_KEY,
-        ),
+        sink(tables.DLQ, (reg.silver.dlq_topic,), audit_kind="dlq"),
+        sink(tables.AUDIT_SILVER_COUNTS, (reg.silver.audit_topic,)),
     ]
-    for name, et in sorted(reg.event_types.items()):
-        out.append(
-            sink(
-                f"silver_{name}",
-                (et.topic,),
-                silver_schema(et),
-                ("tenant_id", "event_type", "ingest_date"),
-            )
-        )
+    for _, et in sorted(reg.event_types.items()):
+        out.append(sink(tables.silver(et), (et.topic,)))
     gc = gold.load_gold(reg.conf_dir, reg)
     for name in gc.event_types():
-        out.append(
-            sink(
-                f"late_{name}",
-                (gc.runner.late_topic(name),),
-                late_schema(reg.event_types[name]),
-                ("tenant_id", "event_type", "ingest_date"),
-                audit_kind="late",
-            )
-        )
+        late = tables.late(reg.event_types[name])
+        out.append(sink(late, (gc.runner.late_topic(name),), audit_kind="late"))
     for agg in gc.aggregates.values():
         # Gold by tenant and window date; a late row's revision replaces the window's row.
-        out.append(
-            sink(
-                agg.table,
-                (agg.kafka_topic,),
-                gold_schema(gc, agg),
-                ("tenant_id", "window_date"),
-                merge_keys=("tenant_id", *agg.group_by, "window_start", "window_end"),
-            )
-        )
+        out.append(sink(tables.gold(reg, agg), (agg.kafka_topic,)))
     if gc.rules:
-        out.append(
-            sink(
-                "alert_events",
-                (gc.runner.alert_topic,),
-                ALERT_SCHEMA,
-                ("tenant_id", "event_type", "ingest_date"),
-            )
-        )
+        out.append(sink(tables.ALERTS, (gc.runner.alert_topic,)))
     return out
 
 

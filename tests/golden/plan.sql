@@ -79,7 +79,13 @@ CREATE TEMPORARY TABLE silver_device_telemetry (
     `source_partition` INT,
     `source_offset` BIGINT,
     `ingest_at` TIMESTAMP_LTZ(3),
+    -- The watermark of the row's Bronze partition when the row was read: the row is late when
+    -- event_at is at or behind it. Depends only on the partition's contents, not on read speed.
     `partition_watermark_at` TIMESTAMP_LTZ(3),
+    -- The Silver job's watermark when the row was written (the smallest of every Bronze
+    -- partition's): every on-time row after this one in its Silver partition has a later event
+    -- time. Each Silver partition has one writer ('fixed' partitioner), so readers can use it
+    -- as their watermark.
     `stream_watermark_at` TIMESTAMP_LTZ(3),
     -- Which rows are late was decided by the Silver job, per Bronze partition: a row is late
     -- when event_at is at or behind partition_watermark_at, its Bronze partition's watermark
@@ -124,6 +130,7 @@ SELECT *, (EXTRACT(EPOCH FROM event_at) * 1000 + EXTRACT(MILLISECOND FROM event_
 FROM timed_device_telemetry
 WHERE watermark_at IS NOT NULL;
 
+-- The late rows: the Silver columns, the watermark each met and how late it was (jobs/tables.py).
 CREATE TEMPORARY TABLE late_device_telemetry (
     `tenant_id` STRING,
     `event_type` STRING,
@@ -142,10 +149,18 @@ CREATE TEMPORARY TABLE late_device_telemetry (
     `source_partition` INT,
     `source_offset` BIGINT,
     `ingest_at` TIMESTAMP_LTZ(3),
+    -- The watermark of the row's Bronze partition when the row was read: the row is late when
+    -- event_at is at or behind it. Depends only on the partition's contents, not on read speed.
     `partition_watermark_at` TIMESTAMP_LTZ(3),
+    -- The Silver job's watermark when the row was written (the smallest of every Bronze
+    -- partition's): every on-time row after this one in its Silver partition has a later event
+    -- time. Each Silver partition has one writer ('fixed' partitioner), so readers can use it
+    -- as their watermark.
     `stream_watermark_at` TIMESTAMP_LTZ(3),
-    watermark_at  TIMESTAMP_LTZ(3),
-    late_by_ms    BIGINT
+    -- The watermark the row met.
+    `watermark_at` TIMESTAMP_LTZ(3),
+    -- How far behind that watermark event_at was.
+    `late_by_ms` BIGINT
 ) WITH (
   'connector' = 'kafka',
   'topic' = 'late_device_telemetry',
@@ -184,7 +199,13 @@ CREATE TEMPORARY TABLE silver_orders (
     `source_partition` INT,
     `source_offset` BIGINT,
     `ingest_at` TIMESTAMP_LTZ(3),
+    -- The watermark of the row's Bronze partition when the row was read: the row is late when
+    -- event_at is at or behind it. Depends only on the partition's contents, not on read speed.
     `partition_watermark_at` TIMESTAMP_LTZ(3),
+    -- The Silver job's watermark when the row was written (the smallest of every Bronze
+    -- partition's): every on-time row after this one in its Silver partition has a later event
+    -- time. Each Silver partition has one writer ('fixed' partitioner), so readers can use it
+    -- as their watermark.
     `stream_watermark_at` TIMESTAMP_LTZ(3),
     -- Which rows are late was decided by the Silver job, per Bronze partition: a row is late
     -- when event_at is at or behind partition_watermark_at, its Bronze partition's watermark
@@ -229,6 +250,7 @@ SELECT *, (EXTRACT(EPOCH FROM event_at) * 1000 + EXTRACT(MILLISECOND FROM event_
 FROM timed_orders
 WHERE watermark_at IS NOT NULL;
 
+-- The late rows: the Silver columns, the watermark each met and how late it was (jobs/tables.py).
 CREATE TEMPORARY TABLE late_orders (
     `tenant_id` STRING,
     `event_type` STRING,
@@ -244,10 +266,18 @@ CREATE TEMPORARY TABLE late_orders (
     `source_partition` INT,
     `source_offset` BIGINT,
     `ingest_at` TIMESTAMP_LTZ(3),
+    -- The watermark of the row's Bronze partition when the row was read: the row is late when
+    -- event_at is at or behind it. Depends only on the partition's contents, not on read speed.
     `partition_watermark_at` TIMESTAMP_LTZ(3),
+    -- The Silver job's watermark when the row was written (the smallest of every Bronze
+    -- partition's): every on-time row after this one in its Silver partition has a later event
+    -- time. Each Silver partition has one writer ('fixed' partitioner), so readers can use it
+    -- as their watermark.
     `stream_watermark_at` TIMESTAMP_LTZ(3),
-    watermark_at  TIMESTAMP_LTZ(3),
-    late_by_ms    BIGINT
+    -- The watermark the row met.
+    `watermark_at` TIMESTAMP_LTZ(3),
+    -- How far behind that watermark event_at was.
+    `late_by_ms` BIGINT
 ) WITH (
   'connector' = 'kafka',
   'topic' = 'late_orders',
@@ -271,16 +301,18 @@ FROM late_rows_orders;
 -- Purpose: one Gold aggregate whose windows late rows revise: tumbling 1min windows over the on-time device_telemetry rows, then each late row within 5min merged into its windows and the row upserted (rendered into gold.sql once per aggregate).
 
 -- ===== gold_device_temperature_1m: tumbling 1min, revised by late rows within 5min =====
+-- tenant, group-by keys, window, measures, late_rows (jobs/tables.py, from the aggregate's YAML)
 CREATE TEMPORARY TABLE gold_device_temperature_1m (
-    tenant_id     STRING,
+    `tenant_id` STRING,
     `device_id` STRING,
-    window_start  TIMESTAMP(3),
-    window_end    TIMESTAMP(3),
+    `window_start` TIMESTAMP(3),
+    `window_end` TIMESTAMP(3),
     `readings` BIGINT,
     `avg_temperature_c` DOUBLE,
     `min_temperature_c` DOUBLE,
     `max_temperature_c` DOUBLE,
-    late_rows     BIGINT,
+    -- How many late rows were merged into the window (0 without allowed_lateness).
+    `late_rows` BIGINT,
     PRIMARY KEY (tenant_id, `device_id`, window_start, window_end) NOT ENFORCED
 ) WITH (
   'connector' = 'upsert-kafka',
@@ -346,14 +378,16 @@ GROUP BY tenant_id, `device_id`, window_start, window_end;
 -- Purpose: one Gold aggregate: hopping 5min every 1min windows over the on-time device_telemetry rows; late rows do not revise it (rendered into gold.sql once per aggregate).
 
 -- ===== gold_device_temperature_5m_hop: hopping 5min every 1min =====
+-- tenant, group-by keys, window, measures, late_rows (jobs/tables.py, from the aggregate's YAML)
 CREATE TEMPORARY TABLE gold_device_temperature_5m_hop (
-    tenant_id     STRING,
-    window_start  TIMESTAMP(3),
-    window_end    TIMESTAMP(3),
+    `tenant_id` STRING,
+    `window_start` TIMESTAMP(3),
+    `window_end` TIMESTAMP(3),
     `readings` BIGINT,
     `devices` BIGINT,
     `p95_temperature_c` DOUBLE,
-    late_rows     BIGINT,
+    -- How many late rows were merged into the window (0 without allowed_lateness).
+    `late_rows` BIGINT,
     PRIMARY KEY (tenant_id, window_start, window_end) NOT ENFORCED
 ) WITH (
   'connector' = 'upsert-kafka',
@@ -383,15 +417,17 @@ GROUP BY tenant_id, window_start, window_end;
 -- Purpose: one Gold aggregate: session (gap 30min) windows over the on-time orders rows; late rows do not revise it (rendered into gold.sql once per aggregate).
 
 -- ===== gold_orders_customer_sessions: session (gap 30min) =====
+-- tenant, group-by keys, window, measures, late_rows (jobs/tables.py, from the aggregate's YAML)
 CREATE TEMPORARY TABLE gold_orders_customer_sessions (
-    tenant_id     STRING,
+    `tenant_id` STRING,
     `customer_id` STRING,
-    window_start  TIMESTAMP(3),
-    window_end    TIMESTAMP(3),
+    `window_start` TIMESTAMP(3),
+    `window_end` TIMESTAMP(3),
     `orders` BIGINT,
     `spend_cents` BIGINT,
     `avg_order_cents` DOUBLE,
-    late_rows     BIGINT,
+    -- How many late rows were merged into the window (0 without allowed_lateness).
+    `late_rows` BIGINT,
     PRIMARY KEY (tenant_id, `customer_id`, window_start, window_end) NOT ENFORCED
 ) WITH (
   'connector' = 'upsert-kafka',
@@ -421,15 +457,17 @@ GROUP BY tenant_id, `customer_id`, window_start, window_end;
 -- Purpose: one Gold aggregate: cumulating every 10min up to 1d windows over the on-time orders rows; late rows do not revise it (rendered into gold.sql once per aggregate).
 
 -- ===== gold_orders_revenue_today: cumulating every 10min up to 1d =====
+-- tenant, group-by keys, window, measures, late_rows (jobs/tables.py, from the aggregate's YAML)
 CREATE TEMPORARY TABLE gold_orders_revenue_today (
-    tenant_id     STRING,
+    `tenant_id` STRING,
     `currency` STRING,
-    window_start  TIMESTAMP(3),
-    window_end    TIMESTAMP(3),
+    `window_start` TIMESTAMP(3),
+    `window_end` TIMESTAMP(3),
     `orders` BIGINT,
     `revenue_cents` BIGINT,
     `largest_order_cents` BIGINT,
-    late_rows     BIGINT,
+    -- How many late rows were merged into the window (0 without allowed_lateness).
+    `late_rows` BIGINT,
     PRIMARY KEY (tenant_id, `currency`, window_start, window_end) NOT ENFORCED
 ) WITH (
   'connector' = 'upsert-kafka',
@@ -458,17 +496,20 @@ GROUP BY tenant_id, `currency`, window_start, window_end;
 
 -- Purpose: the alert topic, and the one INSERT of every rule's alerts (rendered into gold.sql when rules exist; each rule is a query from rule_<kind>.sql).
 
--- One row per alert. measures holds what triggered it, as (name, value) pairs.
+-- One row per alert, from every rule below and from the device_anomaly DataStream job
+-- (jobs/tables.py ALERTS describes the columns for both, and for the lake).
 CREATE TEMPORARY TABLE alert_events (
-    rule_id         STRING,
-    rule_kind       STRING,
-    tenant_id       STRING,
-    event_type      STRING,
-    alert_key       STRING,
-    first_event_at  TIMESTAMP_LTZ(3),
-    last_event_at   TIMESTAMP_LTZ(3),
-    `measures`      ARRAY<ROW<name STRING, `value` DOUBLE>>,
-    detected_at     TIMESTAMP_LTZ(3)
+    `rule_id` STRING,
+    `rule_kind` STRING,
+    `tenant_id` STRING,
+    `event_type` STRING,
+    -- The value of the rule's key field, as a string.
+    `alert_key` STRING,
+    `first_event_at` TIMESTAMP_LTZ(3),
+    `last_event_at` TIMESTAMP_LTZ(3),
+    -- What triggered the alert, as (name, value) pairs.
+    `measures` ARRAY<ROW<`name` STRING, `value` DOUBLE>>,
+    `detected_at` TIMESTAMP_LTZ(3)
 ) WITH (
   'connector' = 'kafka',
   'topic' = 'alert_events',
@@ -632,15 +673,16 @@ CREATE TEMPORARY FUNCTION silver_clock AS 'io.streamlake.udfs.SilverClock' LANGU
 CREATE TEMPORARY FUNCTION silver_validate AS 'io.streamlake.udfs.SilverValidate' LANGUAGE JAVA;
 
 -- Bronze is the tenant topics themselves, read once and kept as received: the record's bytes
--- plus its Kafka metadata.
+-- plus its Kafka metadata (the columns: jobs/tables.py BRONZE_SOURCE).
 CREATE TEMPORARY TABLE bronze_events (
-    raw_key          BYTES,
-    raw_value        BYTES,
-    source_topic     STRING             METADATA FROM 'topic' VIRTUAL,
-    source_partition INT                METADATA FROM 'partition' VIRTUAL,
-    source_offset    BIGINT             METADATA FROM 'offset' VIRTUAL,
-    ingest_at        TIMESTAMP_LTZ(3)   METADATA FROM 'timestamp' VIRTUAL,
-    source_headers   MAP<STRING, BYTES> METADATA FROM 'headers' VIRTUAL,
+    `raw_key` BYTES,
+    `raw_value` BYTES,
+    `source_topic` STRING METADATA FROM 'topic' VIRTUAL,
+    `source_partition` INT METADATA FROM 'partition' VIRTUAL,
+    `source_offset` BIGINT METADATA FROM 'offset' VIRTUAL,
+    -- Broker time: Bronze topics are LogAppendTime.
+    `ingest_at` TIMESTAMP_LTZ(3) METADATA FROM 'timestamp' VIRTUAL,
+    `source_headers` MAP<STRING, BYTES> METADATA FROM 'headers' VIRTUAL,
     proc_at AS PROCTIME(),
     -- Event time is decided per Bronze partition, so that what is late does not depend on how
     -- fast or in what order partitions are read. A record's clock is its event time minus its
@@ -698,29 +740,33 @@ FROM bronze_routed AS r;
 -- Every rejected record: where it came from, why, and its bytes, bounded so that any record
 -- makes a DLQ row the sink can write (a poison record must not stop every tenant). The whole
 -- record stays in Bronze, by (source_topic, source_partition, source_offset).
+-- (The columns, and what each holds: jobs/tables.py DLQ.)
 CREATE TEMPORARY TABLE dlq_events (
-    tenant_id         STRING,
-    event_type        STRING,
-    schema_version    INT,
-    reason_codes      ARRAY<STRING>,
-    claimed_tenant    STRING,
-    source_topic      STRING,
-    source_partition  INT,
-    source_offset     BIGINT,
-    ingest_at         TIMESTAMP_LTZ(3),
-    -- The Kafka key's first 1024 bytes, and its full length.
-    source_key        BYTES,
-    source_key_bytes  BIGINT,
-    -- The record's Kafka headers as (key, value) pairs (a list, so any reader can load it); null
-    -- and flagged when, as JSON, they are over 8192 bytes.
-    source_headers    ARRAY<ROW<`key` STRING, `value` BYTES>>,
-    source_headers_dropped BOOLEAN,
-    -- The value's first 65536 bytes; length and SHA-256 (hex) of all of it.
-    raw_value         BYTES,
-    raw_value_bytes   BIGINT,
-    raw_value_sha256  STRING,
-    raw_value_truncated BOOLEAN,
-    detected_at       TIMESTAMP_LTZ(3)
+    -- The tenant that owns the topic, never the claimed one.
+    `tenant_id` STRING,
+    `event_type` STRING,
+    `schema_version` INT,
+    `reason_codes` ARRAY<STRING>,
+    -- The record's own tenant_id, cut to 256 characters.
+    `claimed_tenant` STRING,
+    `source_topic` STRING,
+    `source_partition` INT,
+    `source_offset` BIGINT,
+    `ingest_at` TIMESTAMP_LTZ(3),
+    -- The Kafka key's first dlq.max_key_bytes bytes (conf/silver.yaml), and its full length.
+    `source_key` BYTES,
+    `source_key_bytes` BIGINT,
+    -- The record's Kafka headers as (key, value) pairs (a list, so any reader can load it);
+    -- null and flagged when, as JSON, they are over dlq.max_headers_bytes.
+    `source_headers` ARRAY<ROW<`key` STRING, `value` BYTES>>,
+    `source_headers_dropped` BOOLEAN,
+    -- The value's first dlq.max_value_bytes bytes; the length and SHA-256 (hex) of all of it.
+    -- The whole record is in bronze_events at (source_topic, source_partition, source_offset).
+    `raw_value` BYTES,
+    `raw_value_bytes` BIGINT,
+    `raw_value_sha256` STRING,
+    `raw_value_truncated` BOOLEAN,
+    `detected_at` TIMESTAMP_LTZ(3)
 ) WITH (
   'connector' = 'kafka',
   'topic' = 'dlq_events',
@@ -736,12 +782,13 @@ CREATE TEMPORARY TABLE dlq_events (
 -- Per-tenant counts per window of ingest time, upserted as they grow (the last value per key
 -- is the count). Conservation: read = dlq + valid, and duplicates dropped = valid - silver.
 CREATE TEMPORARY TABLE audit_silver_counts (
-    window_start   TIMESTAMP(3),
-    window_end     TIMESTAMP(3),
-    tenant_id      STRING,
-    event_type     STRING,
-    metric         STRING,
-    count_records  BIGINT,
+    `window_start` TIMESTAMP(3),
+    `window_end` TIMESTAMP(3),
+    `tenant_id` STRING,
+    `event_type` STRING,
+    -- read, dlq, valid or silver.
+    `metric` STRING,
+    `count_records` BIGINT,
     PRIMARY KEY (window_start, window_end, tenant_id, event_type, metric) NOT ENFORCED
 ) WITH (
   'connector' = 'upsert-kafka',
@@ -767,12 +814,14 @@ CREATE TEMPORARY VIEW silver_checked_device_telemetry AS
 SELECT * FROM bronze_timed
 WHERE route_reason IS NULL AND event_type = 'device_telemetry';
 
+-- The envelope, this type's fields (all versions'), where the row came from and the watermarks
+-- (jobs/tables.py silver()).
 CREATE TEMPORARY TABLE silver_device_telemetry (
-    tenant_id         STRING,
-    event_type        STRING,
-    schema_version    INT,
-    event_id          STRING,
-    event_at          TIMESTAMP_LTZ(3),
+    `tenant_id` STRING,
+    `event_type` STRING,
+    `schema_version` INT,
+    `event_id` STRING,
+    `event_at` TIMESTAMP_LTZ(3),
     `device_id` STRING,
     `temperature_c` DOUBLE,
     `humidity_pct` INT,
@@ -781,18 +830,18 @@ CREATE TEMPORARY TABLE silver_device_telemetry (
     `location` ROW<`lat` DOUBLE, `lon` DOUBLE>,
     `tags` ARRAY<STRING>,
     `technician_email` STRING,
-    source_topic      STRING,
-    source_partition  INT,
-    source_offset     BIGINT,
-    ingest_at         TIMESTAMP_LTZ(3),
+    `source_topic` STRING,
+    `source_partition` INT,
+    `source_offset` BIGINT,
+    `ingest_at` TIMESTAMP_LTZ(3),
     -- The watermark of the row's Bronze partition when the row was read: the row is late when
     -- event_at is at or behind it. Depends only on the partition's contents, not on read speed.
-    partition_watermark_at TIMESTAMP_LTZ(3),
-    -- The job's watermark when the row was written (the smallest of every Bronze partition's):
-    -- every on-time row after this one in its Silver partition has a later event time. Each
-    -- Silver partition has one writer ('fixed' partitioner), so readers can use it as their
-    -- watermark.
-    stream_watermark_at    TIMESTAMP_LTZ(3)
+    `partition_watermark_at` TIMESTAMP_LTZ(3),
+    -- The Silver job's watermark when the row was written (the smallest of every Bronze
+    -- partition's): every on-time row after this one in its Silver partition has a later event
+    -- time. Each Silver partition has one writer ('fixed' partitioner), so readers can use it
+    -- as their watermark.
+    `stream_watermark_at` TIMESTAMP_LTZ(3)
 ) WITH (
   'connector' = 'kafka',
   'topic' = 'silver_device_telemetry',
@@ -860,29 +909,31 @@ CREATE TEMPORARY VIEW silver_checked_orders AS
 SELECT * FROM bronze_timed
 WHERE route_reason IS NULL AND event_type = 'orders';
 
+-- The envelope, this type's fields (all versions'), where the row came from and the watermarks
+-- (jobs/tables.py silver()).
 CREATE TEMPORARY TABLE silver_orders (
-    tenant_id         STRING,
-    event_type        STRING,
-    schema_version    INT,
-    event_id          STRING,
-    event_at          TIMESTAMP_LTZ(3),
+    `tenant_id` STRING,
+    `event_type` STRING,
+    `schema_version` INT,
+    `event_id` STRING,
+    `event_at` TIMESTAMP_LTZ(3),
     `customer_id` STRING,
     `amount_cents` BIGINT,
     `currency` STRING,
     `channel` STRING,
     `coupon_code` STRING,
-    source_topic      STRING,
-    source_partition  INT,
-    source_offset     BIGINT,
-    ingest_at         TIMESTAMP_LTZ(3),
+    `source_topic` STRING,
+    `source_partition` INT,
+    `source_offset` BIGINT,
+    `ingest_at` TIMESTAMP_LTZ(3),
     -- The watermark of the row's Bronze partition when the row was read: the row is late when
     -- event_at is at or behind it. Depends only on the partition's contents, not on read speed.
-    partition_watermark_at TIMESTAMP_LTZ(3),
-    -- The job's watermark when the row was written (the smallest of every Bronze partition's):
-    -- every on-time row after this one in its Silver partition has a later event time. Each
-    -- Silver partition has one writer ('fixed' partitioner), so readers can use it as their
-    -- watermark.
-    stream_watermark_at    TIMESTAMP_LTZ(3)
+    `partition_watermark_at` TIMESTAMP_LTZ(3),
+    -- The Silver job's watermark when the row was written (the smallest of every Bronze
+    -- partition's): every on-time row after this one in its Silver partition has a later event
+    -- time. Each Silver partition has one writer ('fixed' partitioner), so readers can use it
+    -- as their watermark.
+    `stream_watermark_at` TIMESTAMP_LTZ(3)
 ) WITH (
   'connector' = 'kafka',
   'topic' = 'silver_orders',

@@ -126,3 +126,35 @@ def test_a_new_aggregate_is_yaml_only(conf: Path) -> None:
     job = catalog.get("gold", conf)
     assert "gold_orders_by_channel_15m" in job.tables
     assert job.tables["gold_orders_by_channel_15m"].upsert
+
+
+@pytest.mark.parametrize(
+    "window",
+    [
+        {"kind": "tumble", "size": "1min"},
+        {"kind": "hop", "size": "5min", "slide": "1min"},
+        {"kind": "cumulate", "size": "1h", "step": "10min"},
+    ],
+)
+def test_a_late_rows_candidate_windows_are_the_windows_that_hold_it(
+    window: dict[str, str],
+) -> None:
+    """Each window kind's SQL for the windows a late row revises (evaluated here) gives exactly
+    the windows the oracle puts the row in."""
+    import re
+
+    from streamlake.config.registry import duration_ms
+    from tests.oracles.gold import windows_of
+
+    w = gold.Window.model_validate(window)
+    exprs = w.spec.candidates(w, "ev")
+    assert len(exprs) == w.spec.windows_per_row(w)
+    params = {k: duration_ms(v) for k, v in window.items() if k != "kind"}
+    for t in (0, 59_999, 60_000, 1_764_633_600_123, 1_764_633_659_999, 1_764_636_000_000):
+        got = set()
+        for e in exprs:
+            py = re.sub(r"MOD\(ev, (\d+)\)", rf"({t} % \1)", e).replace("ev", str(t))
+            start, end = eval(py.replace("ROW", ""))  # noqa: S307 (our own arithmetic)
+            if start <= t < end:
+                got.add((start, end))
+        assert got == set(windows_of(w.kind, t, params)), t

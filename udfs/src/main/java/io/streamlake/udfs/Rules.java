@@ -16,7 +16,7 @@ import org.apache.flink.table.api.DataTypes;
 import org.apache.flink.table.types.DataType;
 
 /**
- * The Silver job's rules, compiled from the registry by jobs/compiler.py (silver_validate_config):
+ * The Silver job's rules, compiled from the registry by streamlake/compile/silver.py (silver_validate_config):
  * envelope, tenants, routing lists, and per event type its id/time fields and its declared
  * fields with each version's constraints. No secrets: PII hashing stays in the SQL.
  */
@@ -142,7 +142,7 @@ final class Rules {
     }
 
     // ---------------------------------------------------------------------------------------
-    // Loading: the config is JSON compiled by jobs/compiler.py.
+    // Loading: the config is JSON compiled by streamlake/compile/silver.py.
 
     static Rules parse(String json) {
         Object tree;

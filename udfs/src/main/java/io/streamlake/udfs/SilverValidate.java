@@ -13,7 +13,7 @@ import org.apache.flink.types.Row;
  * record with its byte length, the topic's tenant, its reason codes and its typed fields, from one
  * streaming pass over its bytes.
  *
- * <p>config is a string literal, the rules compiled from the registry (jobs/compiler.py); the
+ * <p>config is a string literal, the rules compiled from the registry (streamlake/compile/silver.py); the
  * output row type is derived from it at planning time: fixed columns, then one ROW
  * {@code typed_<event_type>} of that type's Silver fields. A table function (LATERAL TABLE), so
  * the planner calls it once per record however many of its columns the job reads.
