@@ -319,11 +319,15 @@ SILVER_HEAD = (
     Column("event_id", STRING, source=_VALIDATE),
     Column("event_at", TIMESTAMP, source=_VALIDATE),
 )
-SILVER_TAIL = (
+# Where a record was read: its Bronze topic, partition, offset and broker time.
+SOURCE_POSITION = (
     Column("source_topic", STRING, source=_KAFKA),
     Column("source_partition", INT, source=_KAFKA),
     Column("source_offset", LONG, source=_KAFKA),
     Column("ingest_at", TIMESTAMP, source=_KAFKA),
+)
+SILVER_TAIL = (
+    *SOURCE_POSITION,
     Column(
         "partition_watermark_at",
         TIMESTAMP,
@@ -378,10 +382,7 @@ DLQ = Table(
         Column("schema_version", INT),
         Column("reason_codes", array(STRING), source=_VALIDATE),
         Column("claimed_tenant", STRING, "The record's own tenant_id, cut to 256 characters."),
-        Column("source_topic", STRING, source=_KAFKA),
-        Column("source_partition", INT, source=_KAFKA),
-        Column("source_offset", LONG, source=_KAFKA),
-        Column("ingest_at", TIMESTAMP, source=_KAFKA),
+        *SOURCE_POSITION,
         Column(
             "source_key",
             BYTES,
