@@ -1,7 +1,7 @@
 -- Purpose: one Gold aggregate: ${window_desc} windows over the on-time ${event_type} rows; late rows do not revise it (rendered into gold.sql once per aggregate).
 
 -- ===== gold_${name}: ${window_desc} =====
--- tenant, group-by keys, window, measures, late_rows (jobs/tables.py, from the aggregate's YAML)
+-- tenant, group-by keys, window, measures, late_rows (streamlake/config/tables.py, from the aggregate's YAML)
 CREATE TEMPORARY TABLE gold_${name} (
 ${gold_columns},
     PRIMARY KEY (${primary_key}) NOT ENFORCED

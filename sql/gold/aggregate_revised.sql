@@ -1,7 +1,7 @@
 -- Purpose: one Gold aggregate whose windows late rows revise: ${window_desc} windows over the on-time ${event_type} rows, then each late row within ${allowed_lateness} merged into its windows and the row upserted (rendered into gold.sql once per aggregate).
 
 -- ===== gold_${name}: ${window_desc}, revised by late rows within ${allowed_lateness} =====
--- tenant, group-by keys, window, measures, late_rows (jobs/tables.py, from the aggregate's YAML)
+-- tenant, group-by keys, window, measures, late_rows (streamlake/config/tables.py, from the aggregate's YAML)
 CREATE TEMPORARY TABLE gold_${name} (
 ${gold_columns},
     PRIMARY KEY (${primary_key}) NOT ENFORCED

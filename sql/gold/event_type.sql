@@ -38,7 +38,7 @@ SELECT *, ${event_ms} AS event_ms, ${watermark_ms} AS watermark_ms
 FROM timed_${event_type}
 WHERE watermark_at IS NOT NULL;
 
--- The late rows: the Silver columns, the watermark each met and how late it was (jobs/tables.py).
+-- The late rows: the Silver columns, the watermark each met and how late it was (streamlake/config/tables.py).
 CREATE TEMPORARY TABLE late_${event_type} (
 ${late_columns}
 ) WITH (

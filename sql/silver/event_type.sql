@@ -8,7 +8,7 @@ SELECT * FROM bronze_timed
 WHERE route_reason IS NULL AND event_type = '${event_type}';
 
 -- The envelope, this type's fields (all versions'), where the row came from and the watermarks
--- (jobs/tables.py silver()).
+-- (streamlake/config/tables.py silver()).
 CREATE TEMPORARY TABLE silver_${event_type} (
 ${silver_columns}
 ) WITH (

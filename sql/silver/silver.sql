@@ -5,7 +5,7 @@ CREATE TEMPORARY FUNCTION silver_clock AS 'io.streamlake.udfs.SilverClock' LANGU
 CREATE TEMPORARY FUNCTION silver_validate AS 'io.streamlake.udfs.SilverValidate' LANGUAGE JAVA;
 
 -- Bronze is the tenant topics themselves, read once and kept as received: the record's bytes
--- plus its Kafka metadata (the columns: jobs/tables.py BRONZE_SOURCE).
+-- plus its Kafka metadata (the columns: streamlake/config/tables.py BRONZE_SOURCE).
 CREATE TEMPORARY TABLE bronze_events (
 ${bronze_columns},
     proc_at AS PROCTIME(),
@@ -55,7 +55,7 @@ FROM bronze_routed AS r;
 -- Every rejected record: where it came from, why, and its bytes, bounded so that any record
 -- makes a DLQ row the sink can write (a poison record must not stop every tenant). The whole
 -- record stays in Bronze, by (source_topic, source_partition, source_offset).
--- (The columns, and what each holds: jobs/tables.py DLQ.)
+-- (The columns, and what each holds: streamlake/config/tables.py DLQ.)
 CREATE TEMPORARY TABLE dlq_events (
 ${dlq_columns}
 ) WITH (

@@ -130,7 +130,7 @@ SELECT *, (EXTRACT(EPOCH FROM event_at) * 1000 + EXTRACT(MILLISECOND FROM event_
 FROM timed_device_telemetry
 WHERE watermark_at IS NOT NULL;
 
--- The late rows: the Silver columns, the watermark each met and how late it was (jobs/tables.py).
+-- The late rows: the Silver columns, the watermark each met and how late it was (streamlake/config/tables.py).
 CREATE TEMPORARY TABLE late_device_telemetry (
     `tenant_id` STRING,
     `event_type` STRING,
@@ -250,7 +250,7 @@ SELECT *, (EXTRACT(EPOCH FROM event_at) * 1000 + EXTRACT(MILLISECOND FROM event_
 FROM timed_orders
 WHERE watermark_at IS NOT NULL;
 
--- The late rows: the Silver columns, the watermark each met and how late it was (jobs/tables.py).
+-- The late rows: the Silver columns, the watermark each met and how late it was (streamlake/config/tables.py).
 CREATE TEMPORARY TABLE late_orders (
     `tenant_id` STRING,
     `event_type` STRING,
@@ -301,7 +301,7 @@ FROM late_rows_orders;
 -- Purpose: one Gold aggregate whose windows late rows revise: tumbling 1min windows over the on-time device_telemetry rows, then each late row within 5min merged into its windows and the row upserted (rendered into gold.sql once per aggregate).
 
 -- ===== gold_device_temperature_1m: tumbling 1min, revised by late rows within 5min =====
--- tenant, group-by keys, window, measures, late_rows (jobs/tables.py, from the aggregate's YAML)
+-- tenant, group-by keys, window, measures, late_rows (streamlake/config/tables.py, from the aggregate's YAML)
 CREATE TEMPORARY TABLE gold_device_temperature_1m (
     `tenant_id` STRING,
     `device_id` STRING,
@@ -378,7 +378,7 @@ GROUP BY tenant_id, `device_id`, window_start, window_end;
 -- Purpose: one Gold aggregate: hopping 5min every 1min windows over the on-time device_telemetry rows; late rows do not revise it (rendered into gold.sql once per aggregate).
 
 -- ===== gold_device_temperature_5m_hop: hopping 5min every 1min =====
--- tenant, group-by keys, window, measures, late_rows (jobs/tables.py, from the aggregate's YAML)
+-- tenant, group-by keys, window, measures, late_rows (streamlake/config/tables.py, from the aggregate's YAML)
 CREATE TEMPORARY TABLE gold_device_temperature_5m_hop (
     `tenant_id` STRING,
     `window_start` TIMESTAMP(3),
@@ -417,7 +417,7 @@ GROUP BY tenant_id, window_start, window_end;
 -- Purpose: one Gold aggregate: session (gap 30min) windows over the on-time orders rows; late rows do not revise it (rendered into gold.sql once per aggregate).
 
 -- ===== gold_orders_customer_sessions: session (gap 30min) =====
--- tenant, group-by keys, window, measures, late_rows (jobs/tables.py, from the aggregate's YAML)
+-- tenant, group-by keys, window, measures, late_rows (streamlake/config/tables.py, from the aggregate's YAML)
 CREATE TEMPORARY TABLE gold_orders_customer_sessions (
     `tenant_id` STRING,
     `customer_id` STRING,
@@ -457,7 +457,7 @@ GROUP BY tenant_id, `customer_id`, window_start, window_end;
 -- Purpose: one Gold aggregate: cumulating every 10min up to 1d windows over the on-time orders rows; late rows do not revise it (rendered into gold.sql once per aggregate).
 
 -- ===== gold_orders_revenue_today: cumulating every 10min up to 1d =====
--- tenant, group-by keys, window, measures, late_rows (jobs/tables.py, from the aggregate's YAML)
+-- tenant, group-by keys, window, measures, late_rows (streamlake/config/tables.py, from the aggregate's YAML)
 CREATE TEMPORARY TABLE gold_orders_revenue_today (
     `tenant_id` STRING,
     `currency` STRING,
@@ -497,7 +497,7 @@ GROUP BY tenant_id, `currency`, window_start, window_end;
 -- Purpose: the alert topic, and the one INSERT of every rule's alerts (rendered into gold.sql when rules exist; each rule is a query from rule_<kind>.sql).
 
 -- One row per alert, from every rule below and from the device_anomaly DataStream job
--- (jobs/tables.py ALERTS describes the columns for both, and for the lake).
+-- (streamlake/config/tables.py ALERTS describes the columns for both, and for the lake).
 CREATE TEMPORARY TABLE alert_events (
     `rule_id` STRING,
     `rule_kind` STRING,
@@ -673,7 +673,7 @@ CREATE TEMPORARY FUNCTION silver_clock AS 'io.streamlake.udfs.SilverClock' LANGU
 CREATE TEMPORARY FUNCTION silver_validate AS 'io.streamlake.udfs.SilverValidate' LANGUAGE JAVA;
 
 -- Bronze is the tenant topics themselves, read once and kept as received: the record's bytes
--- plus its Kafka metadata (the columns: jobs/tables.py BRONZE_SOURCE).
+-- plus its Kafka metadata (the columns: streamlake/config/tables.py BRONZE_SOURCE).
 CREATE TEMPORARY TABLE bronze_events (
     `raw_key` BYTES,
     `raw_value` BYTES,
@@ -740,7 +740,7 @@ FROM bronze_routed AS r;
 -- Every rejected record: where it came from, why, and its bytes, bounded so that any record
 -- makes a DLQ row the sink can write (a poison record must not stop every tenant). The whole
 -- record stays in Bronze, by (source_topic, source_partition, source_offset).
--- (The columns, and what each holds: jobs/tables.py DLQ.)
+-- (The columns, and what each holds: streamlake/config/tables.py DLQ.)
 CREATE TEMPORARY TABLE dlq_events (
     -- The tenant that owns the topic, never the claimed one.
     `tenant_id` STRING,
@@ -815,7 +815,7 @@ SELECT * FROM bronze_timed
 WHERE route_reason IS NULL AND event_type = 'device_telemetry';
 
 -- The envelope, this type's fields (all versions'), where the row came from and the watermarks
--- (jobs/tables.py silver()).
+-- (streamlake/config/tables.py silver()).
 CREATE TEMPORARY TABLE silver_device_telemetry (
     `tenant_id` STRING,
     `event_type` STRING,
@@ -910,7 +910,7 @@ SELECT * FROM bronze_timed
 WHERE route_reason IS NULL AND event_type = 'orders';
 
 -- The envelope, this type's fields (all versions'), where the row came from and the watermarks
--- (jobs/tables.py silver()).
+-- (streamlake/config/tables.py silver()).
 CREATE TEMPORARY TABLE silver_orders (
     `tenant_id` STRING,
     `event_type` STRING,
