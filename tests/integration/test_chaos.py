@@ -27,25 +27,25 @@ import threading
 import time
 import urllib.parse
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
-from inotify_simple import INotify, flags
 
 from connectors import kafka
 from jobs import catalog
 from streamlake.lake import landing as lake
 from streamlake.lake.sink import DeltaSink, read_delta
 from streamlake.stack import cluster
-from tests import catchup_stream as cs
 from tests import pipeline_checks as pc
 from tests.conftest import SilverConf
 from tests.integration.test_catchup import audit_read, interleaved, send
-from tests.private_stack import PrivateStack, private_stack, wait_until
+from tests.oracles import catchup
+from tests.support import catchup_stream as cs
+from tests.support.lake_files import Appearing, committed_files, is_data_file
+from tests.support.private_stack import PrivateStack, private_stack, wait_until
 
 # `make chaos`, not `make test`: it failed 1 of 4 runs on a quiet machine (issue #11 stays open).
 pytestmark = pytest.mark.chaos
@@ -177,74 +177,10 @@ def checkpoint_never_completed(st: PrivateStack, jid: str, ckpt: int) -> bool:
 # -- the lake's files ---------------------------------------------------------------------------
 
 
-class Appearing:
-    """Files and folders as they are put in place under `root` (inotify: seen within
-    microseconds, where a Delta commit's files and its log entry, or a checkpoint's trigger and
-    its completion, are milliseconds apart). Folders named in `skip` are not watched."""
-
-    def __init__(self, root: Path, skip: tuple[str, ...] = ()) -> None:
-        self.skip = skip
-        self.ino = INotify()
-        self.mask = flags.CREATE | flags.MOVED_TO
-        self.dirs: dict[int, Path] = {}
-        root.mkdir(parents=True, exist_ok=True)  # the loader makes the lake at its first commit
-        self.watch(root)
-
-    def watch(self, d: Path) -> None:
-        if d.name in self.skip or d in self.dirs.values():
-            return
-        try:
-            self.dirs[self.ino.add_watch(str(d), self.mask)] = d
-            subs = sorted(p for p in d.iterdir() if p.is_dir())
-        except FileNotFoundError:  # gone already (a discarded checkpoint)
-            return
-        for sub in subs:
-            self.watch(sub)
-
-    def next(self, match: Callable[[Path, bool], bool], timeout_s: float) -> Path | None:
-        """The next path put in place for which match(path, is_dir) holds, None after timeout_s."""
-        deadline = time.monotonic() + timeout_s
-        while (left := deadline - time.monotonic()) > 0:
-            for ev in self.ino.read(timeout=max(1, int(left * 1000))):
-                d = self.dirs.get(ev.wd)
-                if d is None:
-                    continue
-                path, is_dir = d / str(ev.name), bool(ev.mask & flags.ISDIR)
-                if is_dir:
-                    self.watch(path)
-                if match(path, is_dir):
-                    return path
-        return None
-
-    def drain(self) -> None:
-        for ev in self.ino.read(timeout=0):
-            d = self.dirs.get(ev.wd)
-            if d is not None and ev.mask & flags.ISDIR:
-                self.watch(d / str(ev.name))
-
-    def close(self) -> None:
-        self.ino.close()
-
-
-def is_data_file(p: Path, is_dir: bool) -> bool:
-    return not is_dir and p.suffix == ".parquet" and not p.name.startswith(".")
-
-
 def is_checkpoint(p: Path, is_dir: bool) -> bool:
     """A checkpoint's folder: Flink makes chk-<n> when it triggers checkpoint n and writes its
     _metadata there when the checkpoint completes."""
     return is_dir and p.name.startswith("chk-")
-
-
-def committed_files(table_dir: Path) -> set[str]:
-    """Every data file any commit of the table's log added (relative paths)."""
-    out: set[str] = set()
-    for f in (table_dir / "_delta_log").glob("*.json"):
-        for line in f.read_text().splitlines():
-            action = json.loads(line)
-            if "add" in action:
-                out.add(urllib.parse.unquote(action["add"]["path"]))
-    return out
 
 
 def table_dir_of(root: Path, f: Path) -> Path:
@@ -477,7 +413,7 @@ def _rows(sink: DeltaSink, columns: list[str] | None = None) -> list[dict[str, A
 
 
 def landed_expectations(
-    want: cs.Expected, stream: dict[str, Any], sc: SilverConf
+    want: catchup.Expected, stream: dict[str, Any], sc: SilverConf
 ) -> dict[str, Any]:
     out: dict[str, Any] = {f"silver_{et}": len(want.silver[et]) for et in cs.BOUND_MS} | {
         f"late_{et}": want.late[et] for et in cs.BOUND_MS
@@ -512,7 +448,7 @@ def lake_state(
 def check_lake(
     by_table: dict[str, DeltaSink], sc: SilverConf, stream: dict[str, Any], sent: list[cs.Rec]
 ) -> None:
-    want: cs.Expected = stream["want"]
+    want: catchup.Expected = stream["want"]
     # Bronze: every record sent, once, with its bytes.
     bronze = _rows(
         by_table["bronze_events"],
