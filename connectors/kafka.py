@@ -21,6 +21,10 @@ Role = Literal["source", "sink", "query"]
 _QUIET = {"log_level": 3}  # errors only; librdkafka is chatty about connection retries
 
 
+# The partitioners a sink may name, as the connector's 'sink.partitioner' takes them.
+PARTITIONERS = {"owned": "io.streamlake.udfs.OwnedPartitions"}
+
+
 @dataclass(frozen=True)
 class KafkaTable:
     """How one Flink SQL table maps onto one Kafka topic."""
@@ -39,8 +43,10 @@ class KafkaTable:
     # An upsert table (Gold): the key is the DDL's PRIMARY KEY and each record replaces the
     # previous one with its key.
     upsert: bool = False
-    # A sink's partitioner: '' is Kafka's (by key); 'fixed' sends sink subtask i to partition i.
-    partitioner: Literal["", "fixed"] = ""
+    # A sink's partitioner: '' is Kafka's (by key); 'owned': sink subtask i of n owns partitions
+    # i, i + n, ... and spreads its rows over them by key (udfs/ OwnedPartitions: one writer per
+    # partition, and no partition left empty).
+    partitioner: Literal["", "owned"] = ""
     # A sink's producer max.request.size: the largest record it may write (the broker's and the
     # topics' limit; None keeps the client default of 1 MiB).
     max_request_bytes: int | None = None
@@ -85,7 +91,7 @@ class KafkaTable:
                     f"table on topic {self.topic}: a sink needs a transactional id prefix"
                 )
             if self.partitioner:
-                opts["sink.partitioner"] = self.partitioner
+                opts["sink.partitioner"] = PARTITIONERS[self.partitioner]
             opts["sink.delivery-guarantee"] = self.delivery_guarantee
             if self.max_request_bytes is not None:
                 opts["properties.max.request.size"] = str(self.max_request_bytes)
@@ -235,7 +241,16 @@ def produce_json(bootstrap: str, topic: str, events: Iterable[Mapping[str, Any]]
 def read_committed(
     bootstrap: str, topic: str, group_id: str, timeout_s: float = 30.0
 ) -> Iterator[tuple[bytes | None, bytes | None]]:
-    """Yield every committed record (key, value; a tombstone's value is None) of `topic`, from the beginning to its last stable offset.
+    """Yield every committed record (key, value; a tombstone's value is None) of `topic`, from the beginning to its last stable offset."""
+    for _part, _offset, key, value in read_committed_records(bootstrap, topic, group_id, timeout_s):
+        yield key, value
+
+
+def read_committed_records(
+    bootstrap: str, topic: str, group_id: str, timeout_s: float = 30.0
+) -> Iterator[tuple[int, int, bytes | None, bytes | None]]:
+    """Yield every committed record of `topic` as (partition, offset, key, value), each partition
+    in offset order, from the beginning to its last stable offset.
 
     The end offsets are taken under read_committed, so open or aborted transactions are not read
     and the call returns as soon as everything committed before it started has been seen.
@@ -279,7 +294,7 @@ def read_committed(
             part, offset, value = msg.partition(), msg.offset(), msg.value()
             assert part is not None and offset is not None
             if offset < ends[part]:
-                yield msg.key(), value
+                yield part, offset, msg.key(), value
             if offset + 1 >= ends[part]:
                 todo.discard(part)
     finally:

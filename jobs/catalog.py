@@ -30,8 +30,9 @@ class TableSpec:
     key_format: Literal["json", "raw"] = "json"
     value_format: Literal["json", "raw"] = "json"
     upsert: bool = False
-    # A sink's Kafka partitioner: '' (by key), or 'fixed' (each sink subtask writes one partition).
-    partitioner: Literal["", "fixed"] = ""
+    # A sink's Kafka partitioner: '' (by key), or 'owned' (each partition has one sink subtask as
+    # its writer, and every partition gets rows: connectors/kafka.py PARTITIONERS).
+    partitioner: Literal["", "owned"] = ""
     # Topic configs used when the platform creates the topic (e.g. LogAppendTime for Bronze).
     topic_config: Mapping[str, str] = field(default_factory=dict)
 
@@ -202,9 +203,10 @@ def silver(conf_dir: Path) -> SqlJob:
     }
     for name, et in sorted(reg.event_types.items()):
         # One writer per Silver partition, so that the stream watermark each row carries is a
-        # bound for every row after it in that partition (sql/silver/event_type.sql).
+        # bound for every row after it in that partition (sql/gold/event_type.sql), and rows in
+        # every partition, so that no reader waits for an empty one to be declared idle.
         tables[f"silver_{name}"] = TableSpec(
-            (et.topic,), "sink", key_fields=described.silver(et).kafka_key, partitioner="fixed"
+            (et.topic,), "sink", key_fields=described.silver(et).kafka_key, partitioner="owned"
         )
     secret_ref = reg.silver.pii_hash_key
     silver_file = conf_dir / "silver.yaml"

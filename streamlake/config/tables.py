@@ -341,8 +341,8 @@ SILVER_TAIL = (
         TIMESTAMP,
         "The Silver job's watermark when the row was written (the smallest of every Bronze "
         "partition's): every on-time row after this one in its Silver partition has a later "
-        "event time. Each Silver partition has one writer ('fixed' partitioner), so readers can "
-        "use it as their watermark.",
+        "event time. Each Silver partition has one writer, and every partition gets rows "
+        "('owned' partitioner, udfs/ OwnedPartitions), so readers can use it as their watermark.",
         "Silver job",
     ),
 )

@@ -20,13 +20,13 @@ _JOB_ID = re.compile(r"JobID ([0-9a-f]{32})")
 def check_single_writers(
     job: catalog.SqlJob, platform: PlatformSettings, parallelism: int | None
 ) -> None:
-    """A sink with the 'fixed' partitioner (Silver) promises one writer per partition: its topic
+    """A sink with the 'owned' partitioner (Silver) promises one writer per partition: its topic
     needs at least as many partitions as the job has subtasks (the watermark its rows carry is
     only a bound when one writer writes each partition)."""
     from connectors import kafka
 
     n = parallelism or platform.flink.parallelism
-    fixed = [t for spec in job.tables.values() if spec.partitioner == "fixed" for t in spec.topics]
+    fixed = [t for spec in job.tables.values() if spec.partitioner == "owned" for t in spec.topics]
     if not fixed:
         return
     md = kafka.admin(platform.kafka.bootstrap).list_topics(timeout=30)

@@ -84,8 +84,8 @@ CREATE TEMPORARY TABLE silver_device_telemetry (
     `partition_watermark_at` TIMESTAMP_LTZ(3),
     -- The Silver job's watermark when the row was written (the smallest of every Bronze
     -- partition's): every on-time row after this one in its Silver partition has a later event
-    -- time. Each Silver partition has one writer ('fixed' partitioner), so readers can use it
-    -- as their watermark.
+    -- time. Each Silver partition has one writer, and every partition gets rows ('owned'
+    -- partitioner, udfs/ OwnedPartitions), so readers can use it as their watermark.
     `stream_watermark_at` TIMESTAMP_LTZ(3),
     -- Which rows are late was decided by the Silver job, per Bronze partition: a row is late
     -- when event_at is at or behind partition_watermark_at, its Bronze partition's watermark
@@ -154,8 +154,8 @@ CREATE TEMPORARY TABLE late_device_telemetry (
     `partition_watermark_at` TIMESTAMP_LTZ(3),
     -- The Silver job's watermark when the row was written (the smallest of every Bronze
     -- partition's): every on-time row after this one in its Silver partition has a later event
-    -- time. Each Silver partition has one writer ('fixed' partitioner), so readers can use it
-    -- as their watermark.
+    -- time. Each Silver partition has one writer, and every partition gets rows ('owned'
+    -- partitioner, udfs/ OwnedPartitions), so readers can use it as their watermark.
     `stream_watermark_at` TIMESTAMP_LTZ(3),
     -- The watermark the row met.
     `watermark_at` TIMESTAMP_LTZ(3),
@@ -204,8 +204,8 @@ CREATE TEMPORARY TABLE silver_orders (
     `partition_watermark_at` TIMESTAMP_LTZ(3),
     -- The Silver job's watermark when the row was written (the smallest of every Bronze
     -- partition's): every on-time row after this one in its Silver partition has a later event
-    -- time. Each Silver partition has one writer ('fixed' partitioner), so readers can use it
-    -- as their watermark.
+    -- time. Each Silver partition has one writer, and every partition gets rows ('owned'
+    -- partitioner, udfs/ OwnedPartitions), so readers can use it as their watermark.
     `stream_watermark_at` TIMESTAMP_LTZ(3),
     -- Which rows are late was decided by the Silver job, per Bronze partition: a row is late
     -- when event_at is at or behind partition_watermark_at, its Bronze partition's watermark
@@ -271,8 +271,8 @@ CREATE TEMPORARY TABLE late_orders (
     `partition_watermark_at` TIMESTAMP_LTZ(3),
     -- The Silver job's watermark when the row was written (the smallest of every Bronze
     -- partition's): every on-time row after this one in its Silver partition has a later event
-    -- time. Each Silver partition has one writer ('fixed' partitioner), so readers can use it
-    -- as their watermark.
+    -- time. Each Silver partition has one writer, and every partition gets rows ('owned'
+    -- partitioner, udfs/ OwnedPartitions), so readers can use it as their watermark.
     `stream_watermark_at` TIMESTAMP_LTZ(3),
     -- The watermark the row met.
     `watermark_at` TIMESTAMP_LTZ(3),
@@ -839,8 +839,8 @@ CREATE TEMPORARY TABLE silver_device_telemetry (
     `partition_watermark_at` TIMESTAMP_LTZ(3),
     -- The Silver job's watermark when the row was written (the smallest of every Bronze
     -- partition's): every on-time row after this one in its Silver partition has a later event
-    -- time. Each Silver partition has one writer ('fixed' partitioner), so readers can use it
-    -- as their watermark.
+    -- time. Each Silver partition has one writer, and every partition gets rows ('owned'
+    -- partitioner, udfs/ OwnedPartitions), so readers can use it as their watermark.
     `stream_watermark_at` TIMESTAMP_LTZ(3)
 ) WITH (
   'connector' = 'kafka',
@@ -851,7 +851,7 @@ CREATE TEMPORARY TABLE silver_device_telemetry (
   'key.format' = 'json',
   'key.fields' = 'tenant_id;event_id',
   'value.fields-include' = 'ALL',
-  'sink.partitioner' = 'fixed',
+  'sink.partitioner' = 'io.streamlake.udfs.OwnedPartitions',
   'sink.delivery-guarantee' = 'exactly-once',
   'properties.max.request.size' = '8388608',
   'sink.transactional-id-prefix' = 'streamlake.silver.silver_device_telemetry',
@@ -931,8 +931,8 @@ CREATE TEMPORARY TABLE silver_orders (
     `partition_watermark_at` TIMESTAMP_LTZ(3),
     -- The Silver job's watermark when the row was written (the smallest of every Bronze
     -- partition's): every on-time row after this one in its Silver partition has a later event
-    -- time. Each Silver partition has one writer ('fixed' partitioner), so readers can use it
-    -- as their watermark.
+    -- time. Each Silver partition has one writer, and every partition gets rows ('owned'
+    -- partitioner, udfs/ OwnedPartitions), so readers can use it as their watermark.
     `stream_watermark_at` TIMESTAMP_LTZ(3)
 ) WITH (
   'connector' = 'kafka',
@@ -943,7 +943,7 @@ CREATE TEMPORARY TABLE silver_orders (
   'key.format' = 'json',
   'key.fields' = 'tenant_id;event_id',
   'value.fields-include' = 'ALL',
-  'sink.partitioner' = 'fixed',
+  'sink.partitioner' = 'io.streamlake.udfs.OwnedPartitions',
   'sink.delivery-guarantee' = 'exactly-once',
   'properties.max.request.size' = '8388608',
   'sink.transactional-id-prefix' = 'streamlake.silver.silver_orders',

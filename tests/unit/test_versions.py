@@ -26,6 +26,8 @@ def test_kafka_connector_is_built_for_this_flink_minor() -> None:
 
 
 def test_udfs_are_built_against_the_pinned_flink() -> None:
-    """udfs/pom.xml compiles silver_validate against Flink (provided): the same version."""
+    """udfs/pom.xml compiles silver_validate against Flink, and the Silver sinks' partitioner
+    against the Kafka connector (both provided): the same versions the cluster runs."""
     udfs = pom_props(paths.REPO / "udfs" / "pom.xml")
-    assert udfs["flink.version"] == pom_props()["flink.version"]
+    for v in ("flink.version", "flink-kafka-connector.version"):
+        assert udfs[v] == pom_props()[v], v
