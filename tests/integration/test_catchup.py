@@ -4,8 +4,8 @@ full before they start (a restart after downtime, a backfill), must equal one or
 (tests/support/catchup_stream.py and tests/oracles/catchup.py, plain Python from the semantics): Silver ids, late ids, the DLQ by
 reason, every Gold window that has surely fired, and the alerts of the SQL rules and of the
 DataStream job. The same stream trickled in live, with the jobs already running, must give the
-same; tests/integration/test_chaos.py trickles it with kills on top and holds the Delta tables to
-the same oracle."""
+same: tests/integration/test_chaos.py trickles it in while killing the TaskManager, the broker and
+the loader, and holds the Delta tables to the same oracle."""
 
 from __future__ import annotations
 
@@ -75,24 +75,12 @@ def stream() -> dict[str, Any]:
     return pc.seeded_stream(SEED, N_EVENTS)
 
 
-TRICKLE_CHUNK = 2_000  # records per produce while trickling: ~72 s of event time
-TRICKLE_PAUSE_S = 0.5
-
-
-@pytest.mark.parametrize("arrival", ["backlog", "trickle"])
-def test_the_stream_gives_what_the_oracle_says(
-    arrival: str, stream: dict[str, Any], tmp_path: Path, uid: str, bootstrap: str
+def test_a_backlog_gives_what_the_oracle_says(
+    stream: dict[str, Any], tmp_path: Path, uid: str, bootstrap: str
 ) -> None:
-    """backlog: everything produced before the jobs start (a restart after downtime, a backfill);
-    trickle: produced live, a chunk at a time, into jobs already running."""
+    """Everything produced before the jobs start (a restart after downtime, a backfill). The
+    same stream trickled live into running jobs is the chaos test's (with kills on top)."""
     sc = pc.private_conf(tmp_path, uid)
-    if arrival == "trickle":
-        # The jobs wait on empty topics before the first chunk, and each chunk reaches one
-        # tenant's partitions before the other's: with silver.yaml's 30 s idle timeout, every
-        # partition would be idle by then and the first read would move the watermark alone
-        # (README, "Idle partitions"). This stream has data in every partition, so none may
-        # count as idle here.
-        sc.edit("silver.yaml", idle_timeout="10min")
     platform = settings.load_platform(sc.dir / "platform.yaml")
     jobs = [catalog.get("silver", sc.dir), catalog.get("gold", sc.dir)]
     topics = sorted({t for j in jobs for t in j.topics()})
@@ -106,16 +94,9 @@ def test_the_stream_gives_what_the_oracle_says(
         # The first flush records follow the data in every partition. The second go out once
         # the Silver job has read everything before them, so the rows they become carry a
         # watermark past the first: every window and rule of the data then fires.
-        ordered = interleaved(recs)
-        if arrival == "backlog":
-            send(sc, bootstrap, ordered + flush[:6])
+        send(sc, bootstrap, interleaved(recs) + flush[:6])
         for name in ("silver", "gold", "device_anomaly"):
             ids.append(submit.submit(name, platform, conf_dir=sc.dir, parallelism=1))
-        if arrival == "trickle":
-            for i in range(0, len(ordered), TRICKLE_CHUNK):
-                send(sc, bootstrap, ordered[i : i + TRICKLE_CHUNK])
-                time.sleep(TRICKLE_PAUSE_S)
-            send(sc, bootstrap, flush[:6])
         for n, rest in ((len(recs) + 6, flush[6:]), (total, [])):
 
             def read_all(n: int = n) -> bool:

@@ -10,7 +10,7 @@ while
   files and committing them (proven by a data file that no commit of the Delta log names),
 
 and the supervisor restarts each. Afterwards every Delta table equals what an uninterrupted run
-gives: the oracle (tests/catchup_stream.py) that tests/integration/test_catchup.py holds a
+gives: the oracle (tests/oracles/catchup.py) that tests/integration/test_catchup.py holds a
 backlog run to. Bronze holds every record sent, once; Silver, the DLQ, the late rows, every fired
 Gold window, the alerts of the SQL rules and of the DataStream job, and the audit counts equal the
 oracle, conserved per tenant. Each kill and its recovery time are printed.
@@ -47,7 +47,7 @@ from tests.support import catchup_stream as cs
 from tests.support.lake_files import Appearing, committed_files, is_data_file
 from tests.support.private_stack import PrivateStack, private_stack, wait_until
 
-# `make chaos`, not `make test`: it failed 1 of 4 runs on a quiet machine (issue #11 stays open).
+# Part of `make test`; `make chaos` runs it alone.
 pytestmark = pytest.mark.chaos
 
 N_EVENTS = 100_000
