@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from jobs import catalog, device_anomaly
+from jobs.device_anomaly import operators
 from streamlake.compile import gold, sqlfile
 from streamlake.config import paths, registry, settings, tables
 from streamlake.lake import landing as lake
@@ -169,7 +170,7 @@ def test_the_datastream_alert_record_is_the_alert_table() -> None:
     assert catalog.gold(paths.CONF_DIR).tables["alert_events"].key_fields == (
         device_anomaly.KEY_FIELDS
     )
-    t = device_anomaly._types()
+    t = operators._types()
     names = list(t.alert.get_field_names())
     assert names == list(device_anomaly.ALERT_FIELDS)
     # What the DataStream job writes per column, against the SQL type of that column: timestamps
