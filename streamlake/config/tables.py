@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Literal
 import pyarrow as pa
 
 if TYPE_CHECKING:
-    from streamlake.compile.gold import GoldAggregate, Measure
+    from streamlake.config.gold import GoldAggregate, Measure
     from streamlake.config.registry import EventType, FieldSpec, Registry
 
 # ---- the type vocabulary ----------------------------------------------------------------------
@@ -560,7 +560,7 @@ ALERTS = Table(
 
 def lake_tables(reg: Registry) -> list[Table]:
     """Every Delta table the loader lands for this config, in the order streamlake/lake/landing.py lists them."""
-    from streamlake.compile import gold as gold_conf
+    from streamlake.config import gold as gold_conf
 
     gc = gold_conf.load_gold(reg.conf_dir, reg)
     out = [BRONZE_LAKE, DLQ, AUDIT_SILVER_COUNTS]

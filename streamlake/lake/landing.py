@@ -11,9 +11,8 @@ from pathlib import Path
 import pyarrow as pa
 from pydantic import Field
 
-from streamlake.compile import gold
+from streamlake.config import gold, paths, registry, tables
 from streamlake.config import loader as config
-from streamlake.config import paths, registry, tables
 from streamlake.config.registry import Duration, Registry
 from streamlake.lake.sink import DeltaSink, lake_uri, read_delta
 

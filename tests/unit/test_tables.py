@@ -18,8 +18,8 @@ import yaml
 
 from jobs import catalog, device_anomaly
 from jobs.device_anomaly import operators
-from streamlake.compile import gold, sqlfile
-from streamlake.config import paths, registry, settings, tables
+from streamlake.compile import sqlfile
+from streamlake.config import gold, paths, registry, settings, tables
 from streamlake.lake import landing as lake
 from streamlake.lake.loader import Loader
 from streamlake.lake.sink import LOADER_COLUMNS, DeltaSink, read_delta
