@@ -343,6 +343,7 @@ def test_gold_hand_timed(gold_conf: GoldConf, bootstrap: str, parallelism: int) 
 
 
 def load_lake(gc: GoldConf, bootstrap: str, root: Path) -> list[Any]:
+    from streamlake.config import lake as lake_conf
     from streamlake.config import registry
     from streamlake.lake import landing as lake
     from streamlake.lake.loader import Loader
@@ -350,7 +351,7 @@ def load_lake(gc: GoldConf, bootstrap: str, root: Path) -> list[Any]:
     reg = registry.load_registry(gc.dir)
     sinks = [
         s
-        for s in lake.sinks(reg, lake.LakeSettings(lake_root=str(root)))
+        for s in lake.sinks(reg, lake_conf.LakeSettings(lake_root=str(root)))
         if s.table.startswith(("gold_", "late_", "alert_"))
     ]
     # Small batches: a window's revision lands in a later commit than its first result (MERGE).
