@@ -43,6 +43,8 @@ RULE_SQL = {
 
 
 class _WindowSql:
+    kind = ""
+
     def tvf(self, w: Window, source: str, time_col: str, keys: list[str]) -> str:
         """The window TVF call over `source` (TABLE ...) on `time_col` (DESCRIPTOR(...))."""
         raise NotImplementedError
@@ -53,6 +55,8 @@ class _WindowSql:
 
 
 class _TumbleSql(_WindowSql):
+    kind = "tumble"
+
     def tvf(self, w: Window, source: str, time_col: str, keys: list[str]) -> str:
         return f"TUMBLE({source}, {time_col}, {interval(w.ms('size'))})"
 
@@ -73,7 +77,7 @@ class _SlicedSql(_WindowSql):
 
 
 class _HopSql(_SlicedSql):
-    fn, part = "HOP", "slide"
+    kind, fn, part = "hop", "HOP", "slide"
 
     def candidates(self, w: Window, ev: str) -> list[str]:
         size, slide = w.ms("size"), w.ms("slide")
@@ -85,7 +89,7 @@ class _HopSql(_SlicedSql):
 
 
 class _CumulateSql(_SlicedSql):
-    fn, part = "CUMULATE", "step"
+    kind, fn, part = "cumulate", "CUMULATE", "step"
 
     def candidates(self, w: Window, ev: str) -> list[str]:
         size, step = w.ms("size"), w.ms("step")
@@ -94,16 +98,15 @@ class _CumulateSql(_SlicedSql):
 
 
 class _SessionSql(_WindowSql):
+    kind = "session"
+
     def tvf(self, w: Window, source: str, time_col: str, keys: list[str]) -> str:
         by = ", ".join(keys)
         return f"SESSION({source} PARTITION BY ({by}), {time_col}, {interval(w.ms('gap'))})"
 
 
 WINDOW_SQL: dict[str, _WindowSql] = {
-    "tumble": _TumbleSql(),
-    "hop": _HopSql(),
-    "cumulate": _CumulateSql(),
-    "session": _SessionSql(),
+    k.kind: k() for k in (_TumbleSql, _HopSql, _CumulateSql, _SessionSql)
 }
 
 
