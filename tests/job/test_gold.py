@@ -25,7 +25,6 @@ from tests.support.timefmt import duration_ms
 from tests.support.timefmt import from_iso as from_iso
 from tests.support.timefmt import iso as iso
 
-_ms = duration_ms  # the name tests/pipeline_checks.py imports
 BOUND_MS = 5_000  # device_telemetry's max_out_of_orderness
 T0 = 1_795_000_000_000 - 1_795_000_000_000 % 60_000  # a minute boundary in 2026
 
@@ -94,13 +93,13 @@ RULES: dict[str, dict[str, Any]] = {
 
 def oracle_aggregate(name: str) -> oracle.Aggregate:
     a = AGGREGATES[name]
-    w = {k: _ms(v) for k, v in a["window"].items() if k != "kind"}
+    w = {k: duration_ms(v) for k, v in a["window"].items() if k != "kind"}
     return oracle.Aggregate(
         kind=a["window"]["kind"],
         window=w,
         group_by=a["group_by"],
         measures={n: (m["fn"], m.get("field"), m.get("p")) for n, m in a["measures"].items()},
-        allowed_lateness_ms=_ms(a["allowed_lateness"]) if "allowed_lateness" in a else None,
+        allowed_lateness_ms=duration_ms(a["allowed_lateness"]) if "allowed_lateness" in a else None,
     )
 
 
