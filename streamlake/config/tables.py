@@ -7,7 +7,7 @@ else is derived from these descriptions:
 - the column lists of the SQL DDL (`sql_columns`, rendered into the `sql/**/*.sql` templates; the
   SQL client declares the jobs' own CREATE TABLE statements, so it follows);
 - the Arrow schemas the loader lands in Delta (`arrow_schema`, used by streamlake/lake/landing.py);
-- the DataStream job's alert record (jobs/device_anomaly.py) and the Kafka key of each sink
+- the DataStream job's alert record (jobs/device_anomaly/operators.py) and the Kafka key of each sink
   (jobs/catalog.py);
 - the README's table list (`markdown`; `python -m streamlake.config.tables --readme` rewrites it).
 
