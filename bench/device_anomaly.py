@@ -43,6 +43,7 @@ from bench.device_anomaly_legacy import LegacyDetect
 from bench.silver_parse import _cpu
 from connectors import kafka
 from jobs import device_anomaly
+from jobs.device_anomaly import topology
 from streamlake.config import paths, settings
 
 BASE = datetime(2026, 1, 1, tzinfo=UTC)
@@ -121,7 +122,7 @@ def cpu_seconds() -> float:
 @contextlib.contextmanager
 def detector(legacy: bool) -> Iterator[None]:
     if legacy:
-        with mock.patch.object(device_anomaly, "Detect", LegacyDetect):
+        with mock.patch.object(topology, "Detect", LegacyDetect):
             yield
     else:
         yield

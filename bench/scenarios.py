@@ -110,7 +110,7 @@ def absence_rules(conf: Path) -> frozenset[str]:
     """Rules that fire on the absence of events: their alert comes a configured gap after the
     last event, by design, so they are reported per rule but kept out of the alert latency."""
     from jobs import device_anomaly
-    from streamlake.compile import gold
+    from streamlake.config import gold
 
     rules = {r.rule_id for r in gold.load_gold(conf).rules.values() if r.kind == "absence"}
     return frozenset(rules | {device_anomaly.load(conf).silence_rule_id})

@@ -25,13 +25,14 @@ from streamlake.stack import control, processes
 
 def run_silver(platform: PlatformSettings) -> bool:
     """Bronze -> Silver on the cluster, checked against what the generator says must happen."""
+    from streamlake.config import lake as lake_conf
     from streamlake.config import registry
     from streamlake.lake import landing as lake
     from streamlake.lake.sink import DeltaSink, lake_uri
 
     job = catalog.get("silver")
     reg = registry.load_registry(paths.CONF_DIR)
-    lake_settings = lake.load_lake()
+    lake_settings = lake_conf.load_lake()
     sinks = lake.sinks(reg, lake_settings)
     bootstrap = platform.kafka.bootstrap
     # Safe to run twice: stop the loader, empty the demo's topics and Delta tables.

@@ -247,7 +247,8 @@ def silver(conf_dir: Path) -> SqlJob:
 
 def gold(conf_dir: Path) -> SqlJob:
     """Silver -> Gold windows, late rows and CEP alerts, compiled from conf/gold*, conf/alerts."""
-    from streamlake.compile import gold as gold_conf
+    from streamlake.compile import gold as gold_sql
+    from streamlake.config import gold as gold_conf
     from streamlake.config import registry
 
     gc = gold_conf.load_gold(conf_dir)
@@ -266,16 +267,16 @@ def gold(conf_dir: Path) -> SqlJob:
         )
 
     def params(withs: Mapping[str, str], _redact: bool) -> dict[str, str]:
-        return gold_conf.gold_params(gc, withs)
+        return gold_sql.gold_params(gc, withs)
 
     return SqlJob(
         name="gold",
-        sql_file=gold_conf.GOLD_SQL,
+        sql_file=gold_sql.GOLD_SQL,
         tables=tables,
         params=params,
         table_config={
             "table.exec.source.idle-timeout": f"{registry.duration_ms(gc.runner.idle_timeout)} ms",
-            "table.exec.state.ttl": f"{gold_conf.state_ttl_ms(gc)} ms",
+            "table.exec.state.ttl": f"{gold_sql.state_ttl_ms(gc)} ms",
             # Every operator gets a uid from the plan, so a savepoint of this SQL restores into
             # the same SQL at another parallelism.
             "table.exec.uid.generation": "ALWAYS",

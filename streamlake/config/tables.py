@@ -7,7 +7,7 @@ else is derived from these descriptions:
 - the column lists of the SQL DDL (`sql_columns`, rendered into the `sql/**/*.sql` templates; the
   SQL client declares the jobs' own CREATE TABLE statements, so it follows);
 - the Arrow schemas the loader lands in Delta (`arrow_schema`, used by streamlake/lake/landing.py);
-- the DataStream job's alert record (jobs/device_anomaly.py) and the Kafka key of each sink
+- the DataStream job's alert record (jobs/device_anomaly/operators.py) and the Kafka key of each sink
   (jobs/catalog.py);
 - the README's table list (`markdown`; `python -m streamlake.config.tables --readme` rewrites it).
 
@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Literal
 import pyarrow as pa
 
 if TYPE_CHECKING:
-    from streamlake.compile.gold import GoldAggregate, Measure
+    from streamlake.config.gold import GoldAggregate, Measure
     from streamlake.config.registry import EventType, FieldSpec, Registry
 
 # ---- the type vocabulary ----------------------------------------------------------------------
@@ -258,6 +258,11 @@ def arrow_schema(table: Table) -> pa.Schema:
 # ---- Bronze -----------------------------------------------------------------------------------
 
 _KAFKA = "Kafka record metadata"
+# A Bronze record's bytes, as received: in the Silver job's source and in the Bronze Delta table.
+_RAW_BYTES = (
+    Column("raw_key", BYTES, source="Kafka record key"),
+    Column("raw_value", BYTES, source="Kafka record value"),
+)
 
 # The tenant topics as the Silver job reads them: the record's bytes and its Kafka metadata.
 BRONZE_SOURCE = Table(
@@ -265,8 +270,7 @@ BRONZE_SOURCE = Table(
     "bronze",
     "every tenant topic, read once as received (the Silver job's source)",
     (
-        Column("raw_key", BYTES, source="Kafka record key"),
-        Column("raw_value", BYTES, source="Kafka record value"),
+        *_RAW_BYTES,
         Column("source_topic", STRING, source=_KAFKA, metadata="topic"),
         Column("source_partition", INT, source=_KAFKA, metadata="partition"),
         Column("source_offset", LONG, source=_KAFKA, metadata="offset"),
@@ -293,18 +297,16 @@ LOADER_COLUMNS = (
     Column("ingest_date", DATE, source="loader"),
 )
 
-# The Bronze Delta table: every record's key and value bytes, by the tenant owning its topic.
-BRONZE_LAKE = Table(
-    "bronze_events",
-    "bronze",
-    "every tenant record's key and value bytes, by the tenant that owns the topic",
-    (
+# The Bronze Delta table: every record's key and value bytes, by the tenant owning its topic (the
+# same table as the Silver job reads it, less the Kafka metadata the loader adds its own way).
+BRONZE_LAKE = replace(
+    BRONZE_SOURCE,
+    purpose="every tenant record's key and value bytes, by the tenant that owns the topic",
+    columns=(
         Column("tenant_id", STRING, source="loader: the topic's owner (conf/tenants)"),
-        Column("raw_key", BYTES, source="Kafka record key"),
-        Column("raw_value", BYTES, source="Kafka record value"),
+        *_RAW_BYTES,
     ),
     partition_by=("tenant_id", "ingest_date"),
-    raw=True,
     written_by="loader",
 )
 
@@ -560,7 +562,7 @@ ALERTS = Table(
 
 def lake_tables(reg: Registry) -> list[Table]:
     """Every Delta table the loader lands for this config, in the order streamlake/lake/landing.py lists them."""
-    from streamlake.compile import gold as gold_conf
+    from streamlake.config import gold as gold_conf
 
     gc = gold_conf.load_gold(reg.conf_dir, reg)
     out = [BRONZE_LAKE, DLQ, AUDIT_SILVER_COUNTS]

@@ -22,6 +22,26 @@ def job_jars() -> list[str]:
     return [paths.UDFS_JAR.as_uri()]
 
 
+def job_settings(platform: PlatformSettings, name: str, parallelism: int | None) -> dict[str, str]:
+    """What every job, SQL or DataStream, takes from the platform: its name, its parallelism and
+    exactly-once checkpoints."""
+    return {
+        "pipeline.name": name,
+        "parallelism.default": str(parallelism or platform.flink.parallelism),
+        "execution.checkpointing.interval": f"{platform.flink.checkpoint_interval_ms} ms",
+        "execution.checkpointing.mode": "EXACTLY_ONCE",
+    }
+
+
+def run_locally(settings: dict[str, str]) -> None:
+    """Settings for the in-process local executor: fail, don't retry forever (a local run is a
+    test or a try-out, unless `settings` says otherwise), and the project's own Python."""
+    settings.setdefault("restart-strategy.type", "fixed-delay")
+    settings.setdefault("restart-strategy.fixed-delay.attempts", "1")
+    settings.setdefault("restart-strategy.fixed-delay.delay", "1 s")
+    settings["python.executable"] = paths.python_executable()
+
+
 def table_env(
     platform: PlatformSettings,
     *,
@@ -42,21 +62,14 @@ def table_env(
     t_env = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())
     conf = t_env.get_config()
     settings = {
-        "pipeline.name": name,
+        **job_settings(platform, name, parallelism),
         # Window bounds and TIMESTAMP values are rendered in UTC, whatever the machine's zone.
         "table.local-time-zone": "UTC",
-        "parallelism.default": str(parallelism or platform.flink.parallelism),
-        "execution.checkpointing.interval": f"{platform.flink.checkpoint_interval_ms} ms",
-        "execution.checkpointing.mode": "EXACTLY_ONCE",
         **(extra or {}),
     }
     if local:
         settings["pipeline.jars"] = ";".join(connector_jars() + job_jars())
-        # Fail, don't retry forever: a local run is a test or a try-out.
-        settings.setdefault("restart-strategy.type", "fixed-delay")
-        settings.setdefault("restart-strategy.fixed-delay.attempts", "1")
-        settings.setdefault("restart-strategy.fixed-delay.delay", "1 s")
-        settings["python.executable"] = paths.python_executable()
+        run_locally(settings)
     else:
         settings["pipeline.jars"] = ";".join(job_jars())
     for k, v in settings.items():

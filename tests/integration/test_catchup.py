@@ -20,11 +20,11 @@ from connectors import kafka
 from jobs import catalog
 from streamlake.config import settings
 from streamlake.runtime import submit
-from tests import pipeline_checks as pc
 from tests.conftest import SilverConf
 from tests.job.test_gold import read_gold
 from tests.oracles import catchup
 from tests.support import catchup_stream as cs
+from tests.support import pipeline_checks as pc
 
 N_EVENTS = 100_000
 SEED = 20261201

@@ -39,11 +39,11 @@ from jobs import catalog
 from streamlake.lake import landing as lake
 from streamlake.lake.sink import DeltaSink, read_delta
 from streamlake.stack import cluster
-from tests import pipeline_checks as pc
 from tests.conftest import SilverConf
 from tests.integration.test_catchup import audit_read, interleaved, send
 from tests.oracles import catchup
 from tests.support import catchup_stream as cs
+from tests.support import pipeline_checks as pc
 from tests.support.lake_files import Appearing, committed_files, is_data_file
 from tests.support.private_stack import PrivateStack, private_stack, wait_until
 

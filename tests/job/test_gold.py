@@ -25,7 +25,6 @@ from tests.support.timefmt import duration_ms
 from tests.support.timefmt import from_iso as from_iso
 from tests.support.timefmt import iso as iso
 
-_ms = duration_ms  # the name tests/pipeline_checks.py imports
 BOUND_MS = 5_000  # device_telemetry's max_out_of_orderness
 T0 = 1_795_000_000_000 - 1_795_000_000_000 % 60_000  # a minute boundary in 2026
 
@@ -94,13 +93,13 @@ RULES: dict[str, dict[str, Any]] = {
 
 def oracle_aggregate(name: str) -> oracle.Aggregate:
     a = AGGREGATES[name]
-    w = {k: _ms(v) for k, v in a["window"].items() if k != "kind"}
+    w = {k: duration_ms(v) for k, v in a["window"].items() if k != "kind"}
     return oracle.Aggregate(
         kind=a["window"]["kind"],
         window=w,
         group_by=a["group_by"],
         measures={n: (m["fn"], m.get("field"), m.get("p")) for n, m in a["measures"].items()},
-        allowed_lateness_ms=_ms(a["allowed_lateness"]) if "allowed_lateness" in a else None,
+        allowed_lateness_ms=duration_ms(a["allowed_lateness"]) if "allowed_lateness" in a else None,
     )
 
 
@@ -343,6 +342,7 @@ def test_gold_hand_timed(gold_conf: GoldConf, bootstrap: str, parallelism: int) 
 
 
 def load_lake(gc: GoldConf, bootstrap: str, root: Path) -> list[Any]:
+    from streamlake.config import lake as lake_conf
     from streamlake.config import registry
     from streamlake.lake import landing as lake
     from streamlake.lake.loader import Loader
@@ -350,7 +350,7 @@ def load_lake(gc: GoldConf, bootstrap: str, root: Path) -> list[Any]:
     reg = registry.load_registry(gc.dir)
     sinks = [
         s
-        for s in lake.sinks(reg, lake.LakeSettings(lake_root=str(root)))
+        for s in lake.sinks(reg, lake_conf.LakeSettings(lake_root=str(root)))
         if s.table.startswith(("gold_", "late_", "alert_"))
     ]
     # Small batches: a window's revision lands in a later commit than its first result (MERGE).

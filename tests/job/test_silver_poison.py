@@ -307,6 +307,7 @@ def test_the_other_tenants_rows_and_the_valid_big_record_are_in_silver(
 def test_dlq_rows_land_in_delta_through_the_loader(
     poison_run: dict[str, Any], bootstrap: str
 ) -> None:
+    from streamlake.config import lake as lake_conf
     from streamlake.lake import landing as lake
     from streamlake.lake.loader import Loader
     from streamlake.lake.sink import read_delta
@@ -316,7 +317,7 @@ def test_dlq_rows_land_in_delta_through_the_loader(
     reg = registry.load_registry(sc.dir)
     sinks = [
         s
-        for s in lake.sinks(reg, lake.LakeSettings(lake_root=str(root)))
+        for s in lake.sinks(reg, lake_conf.LakeSettings(lake_root=str(root)))
         if s.table == "dlq_events"
     ]
     Loader(

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from jobs import catalog
-from streamlake.compile import gold
+from streamlake.compile import gold as gold_sql
+from streamlake.config import gold, paths
 from streamlake.config import loader as config
-from streamlake.config import paths
 
 
 @pytest.fixture
@@ -147,7 +147,7 @@ def test_a_late_rows_candidate_windows_are_the_windows_that_hold_it(
     from tests.oracles.gold import windows_of
 
     w = gold.Window.model_validate(window)
-    exprs = w.spec.candidates(w, "ev")
+    exprs = gold_sql.WINDOW_SQL[w.kind].candidates(w, "ev")
     assert len(exprs) == w.spec.windows_per_row(w)
     params = {k: duration_ms(v) for k, v in window.items() if k != "kind"}
     for t in (0, 59_999, 60_000, 1_764_633_600_123, 1_764_633_659_999, 1_764_636_000_000):
@@ -158,3 +158,10 @@ def test_a_late_rows_candidate_windows_are_the_windows_that_hold_it(
             if start <= t < end:
                 got.add((start, end))
         assert got == set(windows_of(w.kind, t, params)), t
+
+
+def test_every_window_kind_has_its_sql() -> None:
+    """A window kind is config (parameters, checks) and SQL (its window TVF): both know every kind."""
+    from typing import get_args
+
+    assert set(gold.WINDOW_KINDS) == set(get_args(gold.WindowKind)) == set(gold_sql.WINDOW_SQL)

@@ -17,8 +17,10 @@ import pytest
 import yaml
 
 from jobs import catalog, device_anomaly
-from streamlake.compile import gold, sqlfile
-from streamlake.config import paths, registry, settings, tables
+from jobs.device_anomaly import operators
+from streamlake.compile import sqlfile
+from streamlake.config import gold, paths, registry, settings, tables
+from streamlake.config import lake as lake_conf
 from streamlake.lake import landing as lake
 from streamlake.lake.loader import Loader
 from streamlake.lake.sink import LOADER_COLUMNS, DeltaSink, read_delta
@@ -140,7 +142,7 @@ def check_config(conf: Path) -> None:
         assert cols == {c.name: tables.sql_type(c.type) for c in d.columns}, name
 
     # Arrow/Delta: every table the loader reads as JSON, column for column the DDL's types.
-    sinks = {s.table: s for s in lake.sinks(reg, lake.load_lake(conf))}
+    sinks = {s.table: s for s in lake.sinks(reg, lake_conf.load_lake(conf))}
     for name, s in sinks.items():
         if s.value_schema is None:
             assert name == "bronze_events"
@@ -169,7 +171,7 @@ def test_the_datastream_alert_record_is_the_alert_table() -> None:
     assert catalog.gold(paths.CONF_DIR).tables["alert_events"].key_fields == (
         device_anomaly.KEY_FIELDS
     )
-    t = device_anomaly._types()
+    t = operators._types()
     names = list(t.alert.get_field_names())
     assert names == list(device_anomaly.ALERT_FIELDS)
     # What the DataStream job writes per column, against the SQL type of that column: timestamps
@@ -265,7 +267,7 @@ def test_adding_a_column_is_one_edit(monkeypatch: pytest.MonkeyPatch, tmp_path: 
     for et in gold.load_gold(paths.CONF_DIR, reg).event_types():
         assert gold_ddl[f"late_{et}"]["note"] == want
     arrow = pa.list_(pa.struct([("k", pa.string())]))
-    sinks = {s.table: s for s in lake.sinks(reg, lake.load_lake(paths.CONF_DIR))}
+    sinks = {s.table: s for s in lake.sinks(reg, lake_conf.load_lake(paths.CONF_DIR))}
     for name in ("alert_events", "dlq_events", "silver_orders", "late_orders"):
         schema = sinks[name].value_schema
         assert schema is not None and schema.field("note").type == arrow, name
@@ -288,7 +290,7 @@ def test_a_new_event_type_field_reaches_every_table_from_yaml_alone(tmp_path: Pa
     sql = _sql_jobs(conf)
     assert created_tables(sql["silver"])["silver_orders"]["gift_note"] == "STRING"
     assert created_tables(sql["gold"])["late_orders"]["gift_note"] == "STRING"
-    sinks = {s.table: s for s in lake.sinks(reg, lake.load_lake(conf))}
+    sinks = {s.table: s for s in lake.sinks(reg, lake_conf.load_lake(conf))}
     schema = sinks["silver_orders"].value_schema
     assert schema is not None and schema.field("gift_note").type == pa.string()
     check_config(conf)

@@ -1,7 +1,8 @@
-"""What the whole pipeline must produce from the seeded catch-up stream (tests/catchup_stream.py),
-compared the same way whether the rows were read from the Kafka topics or from the Delta tables:
-Silver ids, late ids, the DLQ by reason, duplicates and conservation from the audit counts, every
-Gold window that has surely fired, and every alert that has surely fired.
+"""What the whole pipeline must produce from the seeded catch-up stream
+(tests/support/catchup_stream.py, its oracle tests/oracles/catchup.py), compared the same way
+whether the rows were read from the Kafka topics or from the Delta tables: Silver ids, late ids,
+the DLQ by reason, duplicates and conservation from the audit counts, every Gold window that has
+surely fired, and every alert that has surely fired.
 
 Rows are plain dicts; timestamps may be ISO strings (Kafka JSON) or datetimes (Delta).
 """
@@ -18,11 +19,12 @@ from typing import Any
 
 import yaml
 
-from tests import anomaly_oracle as anomaly
-from tests import catchup_stream as cs
-from tests import gold_oracle as oracle
 from tests.conftest import SilverConf, make_silver_conf
-from tests.job.test_gold import _ms, from_iso
+from tests.oracles import anomaly, catchup
+from tests.oracles import gold as oracle
+from tests.support import catchup_stream as cs
+from tests.support.timefmt import duration_ms as _ms
+from tests.support.timefmt import from_iso
 
 Row = dict[str, Any]
 FLUSH_1_MS, FLUSH_2_MS = 40 * 60_000, 80 * 60_000
@@ -44,7 +46,7 @@ def seeded_stream(seed: int, n: int) -> dict[str, Any]:
     end = (int(time.time() * 1000) - 3 * cs.HOUR) // 60_000 * 60_000
     recs = cs.generate(seed, n, end)
     flush = cs.flush(end, FLUSH_1_MS, 10**7) + cs.flush(end, FLUSH_2_MS, 2 * 10**7)
-    return {"end": end, "recs": recs, "flush": flush, "want": cs.expect(recs + flush)}
+    return {"end": end, "recs": recs, "flush": flush, "want": catchup.expect(recs + flush)}
 
 
 def private_conf(tmp_path: Path, uid: str) -> SilverConf:
@@ -106,7 +108,7 @@ def no_flush(idents: set[tuple[str, str]]) -> set[tuple[str, str]]:
 
 
 def check_silver(
-    want: cs.Expected, silver: dict[str, list[Row]], dlq: list[Row], audit: list[Row]
+    want: catchup.Expected, silver: dict[str, list[Row]], dlq: list[Row], audit: list[Row]
 ) -> None:
     """Silver rows once each, the DLQ by reason, duplicates and conservation per tenant."""
     for et in cs.BOUND_MS:
@@ -136,13 +138,13 @@ def read_counts(audit: list[Row]) -> Counter[str]:
 
 def gold_expected(conf: Path, stream: dict[str, Any]) -> dict[str, dict[tuple[Any, ...], Row]]:
     """Per aggregate, every window that has surely fired, as the oracle computes it."""
-    want: cs.Expected = stream["want"]
+    want: catchup.Expected = stream["want"]
     cutoff = stream["end"] + CUTOFF_AFTER_END_MS
     key = os.environ["STREAMLAKE_PII_HASH_KEY"]
     out = {}
     for name, (et, agg) in aggregates(conf).items():
         rows = [
-            cs.pii_hashed(r, key)
+            catchup.pii_hashed(r, key)
             for r in want.rows[et]
             if not r["event_id"].startswith(cs.FLUSH_PREFIX)
         ]
@@ -175,7 +177,7 @@ def gold_got(
 
 def alerts_expected(stream: dict[str, Any]) -> list[tuple[Any, ...]]:
     """Every alert of the SQL rules whose last event is surely past the Gold watermark."""
-    want: cs.Expected = stream["want"]
+    want: catchup.Expected = stream["want"]
     cutoff = stream["end"] + CUTOFF_AFTER_END_MS - ALERT_MARGIN_MS
     on_time = [
         r
@@ -228,7 +230,7 @@ def anomaly_expected(conf: Path, stream: dict[str, Any]) -> list[tuple[Any, ...]
     """The DataStream job's alerts (z-score and silence) that have surely fired: its oracle over
     the on-time readings (a reading late by its Bronze partition is not applied)."""
     spec = yaml.safe_load((conf / "streams" / "device_anomaly.yaml").read_text())
-    want: cs.Expected = stream["want"]
+    want: catchup.Expected = stream["want"]
     readings = [
         anomaly.Reading(r["tenant_id"], r["device_id"], r["event_id"], r["t"], r["temperature_c"])
         for r in want.rows["device_telemetry"]
