@@ -35,7 +35,7 @@ class GoldRunner(config.Strict):
     alert_topic: str = "alert_events"
     # Late rows of event type X go to late_X unless overridden here.
     late_topics: dict[str, str] = Field(default_factory=dict)
-    idle_timeout: Duration = "10s"
+    idle_timeout: Duration = "2min"
     # on-event: the watermark advances with every row, so which rows are late depends only on
     # the order of rows in each partition (replays give the same Gold, late rows and alerts).
     # on-periodic: every pipeline.auto-watermark-interval (200 ms), cheaper, timing-dependent.

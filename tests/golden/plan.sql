@@ -49,7 +49,7 @@ FROM TABLE(
 GROUP BY window_start, window_end, event_key;
 
 -- ===== job gold: sql/gold/gold.sql =====
-SET 'table.exec.source.idle-timeout' = '10000 ms';
+SET 'table.exec.source.idle-timeout' = '120000 ms';
 SET 'table.exec.state.ttl' = '3965000 ms';
 SET 'table.exec.uid.generation' = 'ALWAYS';
 SET 'state.backend.type' = 'hashmap';
@@ -96,7 +96,7 @@ CREATE TEMPORARY TABLE silver_device_telemetry (
     -- later than that value, so no window or rule below ever meets an on-time row behind it.
     -- Clock skew: the Silver job sent events more than 5min ahead of their
     -- ingest time to the DLQ, and they never moved a watermark. Idle partitions: a partition
-    -- quiet for 10s stops holding the watermark back.
+    -- quiet for 2min stops holding the watermark back.
     WATERMARK FOR event_at AS stream_watermark_at
 ) WITH (
   'connector' = 'kafka',
@@ -216,7 +216,7 @@ CREATE TEMPORARY TABLE silver_orders (
     -- later than that value, so no window or rule below ever meets an on-time row behind it.
     -- Clock skew: the Silver job sent events more than 5min ahead of their
     -- ingest time to the DLQ, and they never moved a watermark. Idle partitions: a partition
-    -- quiet for 10s stops holding the watermark back.
+    -- quiet for 2min stops holding the watermark back.
     WATERMARK FOR event_at AS stream_watermark_at
 ) WITH (
   'connector' = 'kafka',

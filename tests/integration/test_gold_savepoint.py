@@ -125,6 +125,8 @@ def test_savepoint_and_rescale_equal_an_uninterrupted_run(
     tmp_path: Path, uid: str, bootstrap: str
 ) -> None:
     gc = GoldConf(make_silver_conf(tmp_path, uid))
+    # This test leaves a partition empty on purpose: a short idle timeout lets the windows fire.
+    gc.sc.edit("gold.yaml", idle_timeout="10s")
     platform = settings.load_platform(gc.dir / "platform.yaml")
     topics = [gc.silver, gc.late, gc.alerts, *(gc.gold(n) for n in AGGREGATES)]
     kafka.create_topics(bootstrap, topics, partitions=3)

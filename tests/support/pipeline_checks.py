@@ -28,6 +28,7 @@ from tests.support.timefmt import from_iso
 
 Row = dict[str, Any]
 FLUSH_1_MS, FLUSH_2_MS = 40 * 60_000, 80 * 60_000
+FLUSH_2_ROUNDS = 10  # of one record per Bronze partition each
 # Windows ending by then have surely fired: the Gold watermark has passed the first flush records.
 CUTOFF_AFTER_END_MS = FLUSH_1_MS - max(cs.BOUND_MS.values())
 # Alerts whose last event is this far before the cut-off have surely fired (the longest rule).
@@ -45,7 +46,11 @@ def seeded_stream(seed: int, n: int) -> dict[str, Any]:
     what the oracle expects of both."""
     end = (int(time.time() * 1000) - 3 * cs.HOUR) // 60_000 * 60_000
     recs = cs.generate(seed, n, end)
-    flush = cs.flush(end, FLUSH_1_MS, 10**7) + cs.flush(end, FLUSH_2_MS, 2 * 10**7)
+    # The second flush has rows enough that every Silver partition gets one (rows are spread
+    # by key), so every Gold partition's watermark passes the first flush without idleness.
+    flush = cs.flush(end, FLUSH_1_MS, 10**7) + [
+        r for i in range(FLUSH_2_ROUNDS) for r in cs.flush(end, FLUSH_2_MS + i, 2 * 10**7 + 10 * i)
+    ]
     return {"end": end, "recs": recs, "flush": flush, "want": catchup.expect(recs + flush)}
 
 

@@ -32,4 +32,4 @@ def test_plan_declares_watermark_with_reason_and_exactly_once(
     assert "-- Watermark 5 s behind" in out[:wm]
     assert "'sink.delivery-guarantee' = 'exactly-once'" in out
     assert "'properties.isolation.level' = 'read_committed'" in out
-    assert "SET 'table.exec.source.idle-timeout' = '10 s';" in out
+    assert "SET 'table.exec.source.idle-timeout' = '120000 ms';" in out
