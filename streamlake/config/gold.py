@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import yaml
 from pydantic import Field, field_validator, model_validator
@@ -168,7 +168,9 @@ class Measure(config.Strict):
 
 
 class GoldAggregate(config.Strict):
-    name: str
+    name: Annotated[
+        str, config.matching(registry.NAME, "an aggregate name in snake_case (a-z, 0-9, _)")
+    ]
     description: str = ""
     event_type: str
     topic: str | None = None
@@ -178,13 +180,6 @@ class GoldAggregate(config.Strict):
     # Late rows whose window closed less than this long ago (in event time) revise it: the
     # Gold row is upserted with the late row merged in. Without it late rows only go to late_.
     allowed_lateness: Duration | None = None
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, v: str) -> str:
-        if not registry.NAME.match(v):
-            raise ValueError("an aggregate name in snake_case (a-z, 0-9, _)")
-        return v
 
     @field_validator("measures")
     @classmethod
@@ -217,17 +212,10 @@ class Condition(config.Strict):
 
 
 class _Rule(config.Strict):
-    rule_id: str
+    rule_id: Annotated[str, config.matching(registry.NAME, "a rule id in snake_case (a-z, 0-9, _)")]
     description: str = ""
     event_type: str
     key: str  # the field alerts are keyed by (e.g. device_id)
-
-    @field_validator("rule_id")
-    @classmethod
-    def _rid(cls, v: str) -> str:
-        if not registry.NAME.match(v):
-            raise ValueError("a rule id in snake_case (a-z, 0-9, _)")
-        return v
 
 
 class ThresholdRule(_Rule):
@@ -347,10 +335,7 @@ def load_gold(conf_dir: Path, reg: Registry | None = None) -> GoldConfig:
     aggregates: dict[str, GoldAggregate] = {}
     for f in sorted((conf_dir / "gold").glob("*.yaml")):
         agg = config.load(GoldAggregate, f)
-        if agg.name != f.stem:
-            raise config.ConfigError(
-                f, "name", f"the file name's stem {f.stem!r}, got {agg.name!r}"
-            )
+        config.check_named_after_file(f, "name", agg.name)
         _check_event_type(reg, agg.event_type, f)
         for i, k in enumerate(agg.group_by):
             _field(reg, agg.event_type, k, f, f"group_by[{i}]", GROUPABLE)
@@ -390,10 +375,7 @@ def load_gold(conf_dir: Path, reg: Registry | None = None) -> GoldConfig:
     rules: dict[str, AlertRule] = {}
     for f in sorted((conf_dir / "alerts").glob("*.yaml")):
         rule = _load_rule(f)
-        if rule.rule_id != f.stem:
-            raise config.ConfigError(
-                f, "rule_id", f"the file name's stem {f.stem!r}, got {rule.rule_id!r}"
-            )
+        config.check_named_after_file(f, "rule_id", rule.rule_id)
         _check_event_type(reg, rule.event_type, f)
         _field(reg, rule.event_type, rule.key, f, "key", GROUPABLE)
         if isinstance(rule, ThresholdRule):

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -29,6 +29,18 @@ class ConfigError(Exception):
         self.expected = expected
         where = f"{self.file}: {key_path}" if key_path else self.file
         super().__init__(f"{where}: {expected}")
+
+
+def matching(pattern: re.Pattern[str], expected: str) -> AfterValidator:
+    """A string field's check: it matches `pattern`, or the error says `expected`
+    (use as `Annotated[str, matching(...)]`)."""
+
+    def check(v: str) -> str:
+        if not pattern.match(v):
+            raise ValueError(expected)
+        return v
+
+    return AfterValidator(check)
 
 
 class Strict(BaseModel):
@@ -69,6 +81,13 @@ def parse(model: type[M], data: Any, file: Path | str) -> M:
         # Pydantic reports union members with their type names in the loc; keep the key path.
         loc = tuple(p for p in first["loc"] if not (isinstance(p, str) and "[" in p))
         raise ConfigError(file, _key_path(loc), _describe(first)) from None
+
+
+def check_named_after_file(path: Path, key: str, value: str) -> None:
+    """One file per named thing (an event type, a tenant, an aggregate, a rule): its name is the
+    file's stem."""
+    if value != path.stem:
+        raise ConfigError(path, key, f"the file name's stem {path.stem!r}, got {value!r}")
 
 
 def load(model: type[M], path: Path) -> M:

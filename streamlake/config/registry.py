@@ -141,7 +141,9 @@ class Watermark(config.Strict):
 
 
 class EventType(config.Strict):
-    event_type: str
+    event_type: Annotated[
+        str, config.matching(NAME, "an event type name in snake_case (a-z, 0-9, _)")
+    ]
     description: str = ""
     silver_topic: str | None = None
     event_id_field: str = "event_id"
@@ -150,13 +152,6 @@ class EventType(config.Strict):
     watermark: Watermark
     max_future_skew: Duration = "5min"
     versions: dict[int, SchemaVersion]
-
-    @field_validator("event_type")
-    @classmethod
-    def _name(cls, v: str) -> str:
-        if not NAME.match(v):
-            raise ValueError("an event type name in snake_case (a-z, 0-9, _)")
-        return v
 
     @field_validator("versions")
     @classmethod
@@ -199,17 +194,12 @@ class EventType(config.Strict):
 
 
 class Tenant(config.Strict):
-    tenant_id: str
+    tenant_id: Annotated[
+        str, config.matching(TENANT_ID, "a tenant id matching ^[a-z][a-z0-9_-]{1,62}$")
+    ]
     display_name: str = ""
     topics: list[str] = Field(min_length=1)
     event_types: list[str] = Field(min_length=1)
-
-    @field_validator("tenant_id")
-    @classmethod
-    def _tid(cls, v: str) -> str:
-        if not TENANT_ID.match(v):
-            raise ValueError("a tenant id matching ^[a-z][a-z0-9_-]{1,62}$")
-        return v
 
     @field_validator("topics")
     @classmethod
@@ -242,8 +232,12 @@ class DlqLimits(config.Strict):
 
 
 class SilverRunner(config.Strict):
-    dlq_topic: str = "dlq_events"
-    audit_topic: str = "audit_silver_counts"
+    dlq_topic: Annotated[
+        str, config.matching(re.compile("^dlq_"), "a topic name starting with dlq_")
+    ] = "dlq_events"
+    audit_topic: Annotated[
+        str, config.matching(re.compile("^audit_"), "a topic name starting with audit_")
+    ] = "audit_silver_counts"
     envelope: Envelope = Envelope()
     dlq: DlqLimits = DlqLimits()
     max_record_bytes: int = Field(1_048_576, ge=64, le=16_777_216)
@@ -256,20 +250,6 @@ class SilverRunner(config.Strict):
     pii_hash_key: str = "${env:STREAMLAKE_PII_HASH_KEY}"
     # Optional pins: tenant -> event type -> versions accepted. Default: every version.
     active_versions: dict[str, dict[str, list[int]]] = Field(default_factory=dict)
-
-    @field_validator("dlq_topic")
-    @classmethod
-    def _dlq(cls, v: str) -> str:
-        if not v.startswith("dlq_"):
-            raise ValueError("a topic name starting with dlq_")
-        return v
-
-    @field_validator("audit_topic")
-    @classmethod
-    def _audit(cls, v: str) -> str:
-        if not v.startswith("audit_"):
-            raise ValueError("a topic name starting with audit_")
-        return v
 
 
 class Registry:
@@ -304,17 +284,11 @@ def load_registry(conf_dir: Path) -> Registry:
     event_types: dict[str, EventType] = {}
     for f in sorted((conf_dir / "event_types").glob("*.yaml")):
         et = config.load(EventType, f)
-        if et.event_type != f.stem:
-            raise config.ConfigError(
-                f, "event_type", f"the file name's stem {f.stem!r}, got {et.event_type!r}"
-            )
+        config.check_named_after_file(f, "event_type", et.event_type)
         event_types[et.event_type] = et
     for f in sorted((conf_dir / "tenants").glob("*.yaml")):
         t = config.load(Tenant, f)
-        if t.tenant_id != f.stem:
-            raise config.ConfigError(
-                f, "tenant_id", f"the file name's stem {f.stem!r}, got {t.tenant_id!r}"
-            )
+        config.check_named_after_file(f, "tenant_id", t.tenant_id)
         for i, et_name in enumerate(t.event_types):
             if et_name not in event_types:
                 known = ", ".join(sorted(event_types)) or "none"

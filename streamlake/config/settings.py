@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
 from streamlake.config import loader as config
 from streamlake.config import paths
@@ -14,13 +14,14 @@ from streamlake.config.registry import Duration, duration_ms
 
 _ID = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 _MEM = re.compile(r"^[1-9][0-9]*[mg]$")
+MemorySize = Annotated[str, config.matching(_MEM, "a memory size such as 1600m or 2g")]
 
 
 class KafkaSettings(config.Strict):
     host: Literal["127.0.0.1", "localhost"] = "127.0.0.1"
     port: int = Field(9092, ge=1024, le=65535)
     controller_port: int = Field(9093, ge=1024, le=65535)
-    heap: str = "1g"
+    heap: Annotated[str, config.matching(_MEM, "a JVM size such as 512m or 1g")] = "1g"
     default_partitions: int = Field(3, ge=1, le=64)
     # The broker refuses producers whose transaction.timeout.ms is above this (Kafka's default 15 min).
     transaction_max_timeout_ms: int = Field(900_000, ge=60_000)
@@ -36,13 +37,6 @@ class KafkaSettings(config.Strict):
     @property
     def bootstrap(self) -> str:
         return f"{self.host}:{self.port}"
-
-    @field_validator("heap")
-    @classmethod
-    def _heap(cls, v: str) -> str:
-        if not _MEM.match(v):
-            raise ValueError("a JVM size such as 512m or 1g")
-        return v
 
 
 class RestartSettings(config.Strict):
@@ -81,8 +75,8 @@ class FlinkSettings(config.Strict):
     rest_port: int = Field(8081, ge=1024, le=65535)
     rpc_port: int = Field(6123, ge=1024, le=65535)
     task_slots: int = Field(2, ge=1, le=16)
-    jobmanager_memory: str = "1600m"
-    taskmanager_memory: str = "2048m"
+    jobmanager_memory: MemorySize = "1600m"
+    taskmanager_memory: MemorySize = "2048m"
     parallelism: int = Field(1, ge=1, le=64)
     checkpoint_interval_ms: int = Field(5_000, ge=100)
     state_backend: Literal["rocksdb", "hashmap"] = "rocksdb"
@@ -90,13 +84,6 @@ class FlinkSettings(config.Strict):
     prometheus_port: int | None = Field(None, ge=1024, le=65535)
     # Jobs on the cluster; the local executor (tests, `jobs run`) fails at the first failure.
     restart: RestartSettings = RestartSettings()
-
-    @field_validator("jobmanager_memory", "taskmanager_memory")
-    @classmethod
-    def _mem(cls, v: str) -> str:
-        if not _MEM.match(v):
-            raise ValueError("a memory size such as 1600m or 2g")
-        return v
 
     @property
     def rest_url(self) -> str:
@@ -135,18 +122,14 @@ class SupervisorSettings(config.Strict):
 
 
 class PlatformSettings(config.Strict):
-    pipeline_id: str = "streamlake"
+    pipeline_id: Annotated[
+        str,
+        config.matching(_ID, "lower-case letters, digits and _ (start with a letter, at most 40)"),
+    ] = "streamlake"
     kafka: KafkaSettings = KafkaSettings()
     flink: FlinkSettings = FlinkSettings()
     sinks: SinkSettings = SinkSettings()
     supervisor: SupervisorSettings = SupervisorSettings()
-
-    @field_validator("pipeline_id")
-    @classmethod
-    def _pid(cls, v: str) -> str:
-        if not _ID.match(v):
-            raise ValueError("lower-case letters, digits and _ (start with a letter, at most 40)")
-        return v
 
     @model_validator(mode="after")
     def _timeouts(self) -> PlatformSettings:
