@@ -11,8 +11,10 @@ ${silver_columns},
     -- each row (stream_watermark_at): every on-time row after a row in its Silver partition is
     -- later than that value, so no window or rule below ever meets an on-time row behind it.
     -- Clock skew: the Silver job sent events more than ${max_future_skew} ahead of their
-    -- ingest time to the DLQ, and they never moved a watermark. Idle partitions: a partition
-    -- quiet for ${idle_timeout} stops holding the watermark back.
+    -- ingest time to the DLQ, and they never moved a watermark. Idle partitions: every Silver
+    -- partition gets rows while the Silver job has any (the Silver sinks' OwnedPartitions
+    -- partitioner), so no partition is idle while data flows; one quiet for ${idle_timeout}
+    -- (longer than a Silver restart, conf/gold.yaml) stops holding the watermark back.
     WATERMARK FOR event_at AS stream_watermark_at
 ) WITH (
 ${with_silver}

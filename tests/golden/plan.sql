@@ -95,8 +95,10 @@ CREATE TEMPORARY TABLE silver_device_telemetry (
     -- each row (stream_watermark_at): every on-time row after a row in its Silver partition is
     -- later than that value, so no window or rule below ever meets an on-time row behind it.
     -- Clock skew: the Silver job sent events more than 5min ahead of their
-    -- ingest time to the DLQ, and they never moved a watermark. Idle partitions: a partition
-    -- quiet for 2min stops holding the watermark back.
+    -- ingest time to the DLQ, and they never moved a watermark. Idle partitions: every Silver
+    -- partition gets rows while the Silver job has any (the Silver sinks' OwnedPartitions
+    -- partitioner), so no partition is idle while data flows; one quiet for 2min
+    -- (longer than a Silver restart, conf/gold.yaml) stops holding the watermark back.
     WATERMARK FOR event_at AS stream_watermark_at
 ) WITH (
   'connector' = 'kafka',
@@ -215,8 +217,10 @@ CREATE TEMPORARY TABLE silver_orders (
     -- each row (stream_watermark_at): every on-time row after a row in its Silver partition is
     -- later than that value, so no window or rule below ever meets an on-time row behind it.
     -- Clock skew: the Silver job sent events more than 5min ahead of their
-    -- ingest time to the DLQ, and they never moved a watermark. Idle partitions: a partition
-    -- quiet for 2min stops holding the watermark back.
+    -- ingest time to the DLQ, and they never moved a watermark. Idle partitions: every Silver
+    -- partition gets rows while the Silver job has any (the Silver sinks' OwnedPartitions
+    -- partitioner), so no partition is idle while data flows; one quiet for 2min
+    -- (longer than a Silver restart, conf/gold.yaml) stops holding the watermark back.
     WATERMARK FOR event_at AS stream_watermark_at
 ) WITH (
   'connector' = 'kafka',
