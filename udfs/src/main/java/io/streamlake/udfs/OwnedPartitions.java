@@ -25,6 +25,10 @@ public class OwnedPartitions<T> implements KafkaPartitioner<T> {
 
     private int subtask;
     private int subtasks = 1;
+    // The sink passes the topic's partitions with every record (the same array while the topic's
+    // metadata stays the same): sorted once per array, not per record.
+    private transient int[] given;
+    private transient int[] sorted;
 
     @Override
     public void open(int parallelInstanceId, int parallelInstances) {
@@ -41,8 +45,12 @@ public class OwnedPartitions<T> implements KafkaPartitioner<T> {
         if (partitions == null || partitions.length == 0) {
             throw new IllegalArgumentException("OwnedPartitions: topic " + targetTopic + " has no partitions");
         }
-        int[] sorted = partitions.clone();
-        Arrays.sort(sorted);
+        if (partitions != given) {
+            int[] copy = partitions.clone();
+            Arrays.sort(copy);
+            sorted = copy;
+            given = partitions;
+        }
         if (sorted.length <= subtask) {
             return sorted[subtask % sorted.length];
         }
