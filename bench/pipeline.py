@@ -55,6 +55,10 @@ def main() -> int:
         "baseline": Scenario("baseline", ["passthrough"]),
         "pipeline_eo": Scenario("pipeline_eo", PIPELINE_JOBS, loader=True),
         "pipeline_alo": Scenario("pipeline_alo", PIPELINE_JOBS, "at-least-once", loader=True),
+        # The Gold job emitting a watermark with every row (the default before 2026-12-03).
+        "pipeline_eo_on_event": Scenario(
+            "pipeline_eo_on_event", PIPELINE_JOBS, loader=True, gold={"watermark_emit": "on-event"}
+        ),
         # The peer reads the same kind of Bronze topics ("passthrough" only declares them).
         "peer": Scenario("peer", ["passthrough"], peer=True),
     }
@@ -93,6 +97,10 @@ def main() -> int:
     if cap.get("pipeline_alo") and cap.get("pipeline_eo"):
         ratios["exactly-once / at-least-once throughput"] = round(
             cap["pipeline_eo"] / cap["pipeline_alo"], 2
+        )
+    if cap.get("pipeline_eo_on_event") and cap.get("pipeline_eo"):
+        ratios["Gold watermark on-periodic / on-event throughput"] = round(
+            cap["pipeline_eo"] / cap["pipeline_eo_on_event"], 2
         )
     if cap.get("peer") and cap.get("pipeline_eo"):
         ratios["ours (pipeline_eo) / peer (PySpark + Delta) throughput"] = round(

@@ -51,10 +51,13 @@ class Scenario:
     delivery: str = "exactly-once"
     loader: bool = False
     peer: bool = False  # PySpark Structured Streaming instead of the Flink jobs
+    # conf/gold.yaml keys this scenario sets otherwise (e.g. the watermark emission measured
+    # against the default's)
+    gold: dict[str, Any] = field(default_factory=dict)
     results: dict[str, Any] = field(default_factory=dict)
 
 
-def scenario_conf(name: str, delivery: str) -> Path:
+def scenario_conf(name: str, delivery: str, gold: dict[str, Any] | None = None) -> Path:
     """A private copy of conf/ with its own topics, groups, transactional ids and lake."""
     d = WORK / name / "conf"
     shutil.rmtree(d.parent, ignore_errors=True)
@@ -78,6 +81,7 @@ def scenario_conf(name: str, delivery: str) -> Path:
     edit("silver.yaml", dlq_topic=f"dlq_events{suffix}", audit_topic=f"audit_silver_counts{suffix}")
     edit(
         "gold.yaml",
+        **(gold or {}),
         alert_topic=f"alert_events{suffix}",
         late_topics={
             et.stem: f"late_{et.stem}{suffix}" for et in (d / "event_types").glob("*.yaml")
@@ -120,7 +124,7 @@ def run_scenario(
     sc: Scenario, plat: PlatformSettings, n: int, latency_s: int, spec: LoadSpec
 ) -> None:
     bootstrap = plat.kafka.bootstrap
-    conf = scenario_conf(sc.name, sc.delivery)
+    conf = scenario_conf(sc.name, sc.delivery, sc.gold)
     io = {j: job_io(j, conf) for j in sc.jobs}
     topics = sorted({t for ins, outs, _ in io.values() for t in ins + outs})
     kafka.delete_topics(bootstrap, topics)

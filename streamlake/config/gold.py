@@ -39,7 +39,7 @@ class GoldRunner(config.Strict):
     # on-event: the watermark advances with every row, so which rows are late depends only on
     # the order of rows in each partition (replays give the same Gold, late rows and alerts).
     # on-periodic: every pipeline.auto-watermark-interval (200 ms), cheaper, timing-dependent.
-    watermark_emit: Literal["on-event", "on-periodic"] = "on-event"
+    watermark_emit: Literal["on-event", "on-periodic"] = "on-periodic"
     # Where the job keeps its state; unset: the platform's (conf/platform.yaml flink.state_backend).
     state_backend: Literal["rocksdb", "hashmap"] | None = None
 

@@ -109,7 +109,7 @@ CREATE TEMPORARY TABLE silver_device_telemetry (
   'properties.group.id' = 'streamlake.gold',
   'properties.isolation.level' = 'read_committed',
   'scan.startup.mode' = 'earliest-offset',
-  'scan.watermark.emit.strategy' = 'on-event'
+  'scan.watermark.emit.strategy' = 'on-periodic'
 );
 
 -- The watermark each row meets. Window aggregations and MATCH_RECOGNIZE silently drop a row at
@@ -231,7 +231,7 @@ CREATE TEMPORARY TABLE silver_orders (
   'properties.group.id' = 'streamlake.gold',
   'properties.isolation.level' = 'read_committed',
   'scan.startup.mode' = 'earliest-offset',
-  'scan.watermark.emit.strategy' = 'on-event'
+  'scan.watermark.emit.strategy' = 'on-periodic'
 );
 
 -- The watermark each row meets. Window aggregations and MATCH_RECOGNIZE silently drop a row at
