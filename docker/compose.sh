@@ -117,23 +117,28 @@ print(get(f"/jobs/{jid}/vertices/{vid}/taskmanagers")["taskmanagers"][0]["taskma
 EOF
 }
 
+# The teardown of `test`, on any exit: the stack, and the dockerd if the test started it.
+T0=$SECONDS
+STARTED_ENGINE=0
+teardown() {
+	local code=$?
+	trap - EXIT
+	say "teardown"
+	if [ "$STARTED_ENGINE" = 1 ]; then down || code=1; else down keep-engine || code=1; fi
+	say "compose-test $([ "$code" = 0 ] && echo PASSED || echo FAILED) in $((SECONDS - T0))s"
+	exit "$code"
+}
+
 test_() {
-	local t0=$SECONDS started_engine=0 rc=0
+	local rc=0
 	if [ "${CI:-}" = true ] && [ "$(id -u)" = 0 ]; then $ENGINE install; fi
-	engine_running || started_engine=1
-	# shellcheck disable=SC2317
-	cleanup() {
-		local code=$?
-		say "teardown"
-		if [ "$started_engine" = 1 ]; then down || code=1; else down keep-engine || code=1; fi
-		say "compose-test $([ "$code" = 0 ] && echo PASSED || echo FAILED) in $((SECONDS - t0))s"
-		exit "$code"
-	}
-	trap cleanup EXIT
+	engine_running || STARTED_ENGINE=1
+	trap teardown EXIT
 	engine
 	down keep-engine # a clean Docker state for the stack (images and layers are the cache)
 	TASKMANAGERS=2 STREAMLAKE_SUBMIT_JOBS= up
 	local log=$LOGS/demo.log t_demo=$SECONDS
+	: >"$log" # empty before anything reads it (the demo writes it in the background)
 	"${COMPOSE[@]}" run --rm --no-deps -T demo python -m jobs demo --live --await-kill >"$log" 2>&1 &
 	local demo_pid=$!
 	tail -f "$log" --pid "$demo_pid" &
@@ -161,7 +166,7 @@ test_() {
 
 case "${1:-}" in
 up) up ;;
-down) down ;;
+down) down "${2:-}" ;;
 demo) demo ;;
 test) test_ ;;
 *)
