@@ -235,6 +235,28 @@ def cmd_healthy(args: argparse.Namespace) -> int:
     return 0 if container.healthy(_platform(args), args.process) else 1
 
 
+def cmd_deploy(args: argparse.Namespace) -> int:
+    """Render the Kubernetes manifests (docker/k8s/); --check: exit 1 if the files differ."""
+    from streamlake.deploy import k8s
+
+    rendered = k8s.render(_platform(args), args.conf)
+    out: Path = args.out
+    stale = [
+        n
+        for n, text in rendered.items()
+        if not (out / n).is_file() or (out / n).read_text() != text
+    ]
+    if args.check:
+        for name in stale:
+            print(f"{out / name}: differs from what conf/ renders (python -m jobs deploy k8s)")
+        return 1 if stale else 0
+    out.mkdir(parents=True, exist_ok=True)
+    for name, text in rendered.items():
+        (out / name).write_text(text)
+        print(f"wrote {out / name}")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from demo import run as demo
     from demo import runners
@@ -321,6 +343,12 @@ def main(argv: list[str] | None = None) -> int:
         "jobs to recover (make compose-test kills one)",
     )
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("deploy", help="render the Kubernetes manifests from conf/")
+    p.add_argument("target", choices=["k8s"])
+    p.add_argument("--out", type=Path, default=paths.REPO / "docker" / "k8s")
+    p.add_argument("--check", action="store_true", help="exit 1 if the files differ")
+    p.set_defaults(func=cmd_deploy)
 
     p = sub.add_parser("serve", help="run a server of the compose stack in the foreground")
     p.add_argument("server", choices=["broker", "jobmanager", "taskmanager"])
