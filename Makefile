@@ -10,10 +10,11 @@ JARS_STAMP  := $(STACK)/jars/.resolved
 VENV_STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: help setup venv jars azurite up down status topics plan submit run sql demo test chaos bench lint clean
+.PHONY: help setup venv jars azurite up down status topics plan submit run sql demo test chaos bench lint clean \
+	compose-up compose-down compose-demo compose-test
 
 help: ## show this help
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
 $(VENV_STAMP): pyproject.toml constraints.txt
 	@command -v $(PYTHON_BOOT) >/dev/null || { echo "Python 3.11 is required ($(PYTHON_BOOT) not found)"; exit 1; }
@@ -107,6 +108,20 @@ lint: venv ## ruff, ruff format --check, mypy
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+
+# The compose mini-cluster (docker/): the same conf/, one process per container, on a dockerd of its
+# own (docker/engine.sh); host ports 127.0.0.1:18081 (Flink UI) and 127.0.0.1:19092 (Kafka).
+compose-up: ## build the images, start the compose stack (TASKMANAGERS=2) and submit the jobs
+	TASKMANAGERS=$${TASKMANAGERS:-2} STREAMLAKE_PII_HASH_KEY=$(DEMO_PII_KEY) docker/compose.sh up
+
+compose-down: ## remove the compose stack's containers, network and volumes; stop its dockerd
+	docker/compose.sh down
+
+compose-demo: ## a fresh compose stack, the demo's data through its running jobs, checked
+	STREAMLAKE_PII_HASH_KEY=$(DEMO_PII_KEY) docker/compose.sh demo
+
+compose-test: ## CI: the compose demo with a TaskManager killed mid-run, then teardown (installs Docker if CI=true)
+	STREAMLAKE_PII_HASH_KEY=$(DEMO_PII_KEY) docker/compose.sh test
 
 clean: down ## remove the stack's state (topics, checkpoints, logs); keeps .venv and jars
 	rm -rf $(STACK)/kafka $(STACK)/flink $(STACK)/logs $(STACK)/run $(STACK)/sql

@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 import json
 import math
-import shutil
 import sys
 import time
 import uuid
@@ -16,14 +15,14 @@ from typing import Any
 
 from connectors import kafka
 from demo.events import expected_counts, norm_ts, placement, sample_events, silver_events
+from demo.runners import Bounded, Runner
 from jobs import catalog
 from streamlake.config import paths
 from streamlake.config.settings import PlatformSettings
 from streamlake.runtime import submit
-from streamlake.stack import control, processes
 
 
-def run_silver(platform: PlatformSettings) -> bool:
+def run_silver(platform: PlatformSettings, runner: Runner) -> bool:
     """Bronze -> Silver on the cluster, checked against what the generator says must happen."""
     from streamlake.config import lake as lake_conf
     from streamlake.config import registry
@@ -35,29 +34,21 @@ def run_silver(platform: PlatformSettings) -> bool:
     lake_settings = lake_conf.load_lake()
     sinks = lake.sinks(reg, lake_settings)
     bootstrap = platform.kafka.bootstrap
-    # Safe to run twice: stop the loader, empty the demo's topics and Delta tables.
-    processes.stop("loader")
-    kafka.delete_topics(bootstrap, job.topics())
-    for uri in [s.uri for s in sinks] + [lake_uri(lake_settings.root(), "audit_loader_batches")]:
-        if "://" not in uri:
-            shutil.rmtree(uri, ignore_errors=True)
-    for topic, cfg in job.topic_configs().items():
-        kafka.create_topics(bootstrap, [topic], platform.kafka.default_partitions, topic_config=cfg)
+    runner.fresh(
+        platform,
+        job,
+        [s.uri for s in sinks] + [lake_uri(lake_settings.root(), "audit_loader_batches")],
+    )
     data = silver_events()
     owners = {t.tenant_id: t.topics[0] for t in reg.tenants.values()}
     place = placement(data["fates"], platform.kafka.default_partitions)
-    for tenant, records in data["records"].items():
-        kafka.produce(
-            bootstrap,
-            owners[tenant],
-            [(None, r) for r in records],
-            partition_of=dict(enumerate(place[tenant])),
-        )
+    runner.produce(
+        platform,
+        {owners[tenant]: (records, place[tenant]) for tenant, records in data["records"].items()},
+    )
     total = sum(len(r) for r in data["records"].values())
     print(f"\n== Silver: produced {total} raw events to {', '.join(sorted(owners.values()))}")
-    job_id = submit.submit("silver", platform, bounded=True)
-    print(f"submitted silver as Flink job {job_id}")
-    submit.wait_job(platform, job_id, {"FINISHED"}, timeout_s=300)
+    runner.silver(platform, job)
 
     group = f"demo-reader-{uuid.uuid4().hex[:8]}"
     silver_rows = {
@@ -102,12 +93,12 @@ def run_silver(platform: PlatformSettings) -> bool:
     if sample:
         print(f"sample silver_orders row: {json.dumps(sample)}")
     print(f"{'OK' if ok else 'FAILED'}: silver + dlq + duplicates = read, per tenant")
-    ok_gold, gold_want = run_gold(platform, data, place)
+    ok_gold, gold_want = run_gold(platform, data, place, runner)
     ok &= ok_gold
 
     # The loader lands every topic in Delta, exactly once; wait until the tables hold them all.
     print(f"\n== Delta Lake ({lake_settings.root()})")
-    print(control.loader_up())
+    print(runner.loader_up())
     want = {"bronze_events": total, "dlq_events": len(dlq), "audit_silver_counts": len(audit)}
     for topic, rows in silver_rows.items():
         want[topic] = len(rows)
@@ -219,7 +210,7 @@ def _gold_mismatch(got: dict[Any, dict[str, Any]], want: dict[Any, dict[str, Any
 
 
 def run_gold(
-    platform: PlatformSettings, data: dict[str, Any], place: dict[str, list[int]]
+    platform: PlatformSettings, data: dict[str, Any], place: dict[str, list[int]], runner: Runner
 ) -> tuple[bool, dict[str, int]]:
     """Silver -> Gold windows, late rows and alerts on the cluster, each checked against what the
     oracle computes from the events sent; returns whether all match, and the rows each Gold, late
@@ -241,15 +232,8 @@ def run_gold(
 
     job = catalog.get("gold")
     bootstrap = platform.kafka.bootstrap
-    kafka.delete_topics(bootstrap, job.sink_topics())
-    kafka.create_topics(bootstrap, job.sink_topics(), platform.kafka.default_partitions)
-    job_id = submit.submit("gold", platform, bounded=True)
-    print(f"\n== Gold: submitted gold as Flink job {job_id}")
-    submit.wait_job(platform, job_id, {"FINISHED"}, timeout_s=300)
-    # The Python DataStream job: z-score and silence alerts per device, into the same topic.
-    job_id = submit.submit("device_anomaly", platform, bounded=True)
-    print(f"submitted device_anomaly (DataStream) as Flink job {job_id}")
-    submit.wait_job(platform, job_id, {"FINISHED"}, timeout_s=300)
+    print("\n== Gold")
+    runner.gold(platform, job)
     group = f"demo-reader-{uuid.uuid4().hex[:8]}"
     ok = True
     want: dict[str, int] = {}
@@ -303,16 +287,17 @@ def run_gold(
     return ok, want
 
 
-def run(platform: PlatformSettings) -> int:
+def run(platform: PlatformSettings, runner: Runner | None = None) -> int:
     t0 = time.monotonic()
-    for line in control.up(platform):
+    runner = runner or Bounded()
+    for line in runner.start(platform):
         print(line)
     ok_counts = run_counts(platform)
-    ok_silver = run_silver(platform)
+    ok_silver = run_silver(platform, runner)
     print(
         f"\n{'OK' if ok_counts and ok_silver else 'FAILED'}: demo finished in {time.monotonic() - t0:.1f}s"
     )
-    print(f"Flink UI: {platform.flink.rest_url}   SQL: make sql   stop: make down")
+    print(runner.where(platform))
     return 0 if ok_counts and ok_silver else 1
 
 

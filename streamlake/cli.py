@@ -173,6 +173,8 @@ def cmd_loader(args: argparse.Namespace) -> int:
         ready_file=str(control.loader_ready_file()) if args.managed else None,
         audit_uri=lake_uri(settings_.root(), "audit_loader_batches"),
     )
+    if args.managed:
+        control.loader_ready_file().parent.mkdir(parents=True, exist_ok=True)
     install_signal_handlers(loader)
     loader.run(idle_exit_s=args.idle_exit)
     return 0
@@ -218,10 +220,52 @@ def cmd_lake(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    """One server of the compose stack in the foreground of its container (docker/compose.yaml)."""
+    from streamlake.stack import container
+
+    container.serve(_platform(args), args.server)
+    return 0
+
+
+def cmd_healthy(args: argparse.Namespace) -> int:
+    """A compose health check: exit 0 if the process is healthy, 1 if not."""
+    from streamlake.stack import container
+
+    return 0 if container.healthy(_platform(args), args.process) else 1
+
+
+def cmd_deploy(args: argparse.Namespace) -> int:
+    """Render the Kubernetes manifests (docker/k8s/); --check: exit 1 if the files differ."""
+    from streamlake.deploy import k8s
+
+    rendered = k8s.render(_platform(args), args.conf)
+    out: Path = args.out
+    stale = [
+        n
+        for n, text in rendered.items()
+        if not (out / n).is_file() or (out / n).read_text() != text
+    ]
+    if args.check:
+        for name in stale:
+            print(f"{out / name}: differs from what conf/ renders (python -m jobs deploy k8s)")
+        return 1 if stale else 0
+    out.mkdir(parents=True, exist_ok=True)
+    for name, text in rendered.items():
+        (out / name).write_text(text)
+        print(f"wrote {out / name}")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from demo import run as demo
+    from demo import runners
 
-    return demo.run(_platform(args))
+    if args.await_kill and not args.live:
+        print("error: --await-kill needs --live", file=sys.stderr)
+        return 2
+    runner = runners.Live(await_kill=args.await_kill) if args.live else runners.Bounded()
+    return demo.run(_platform(args), runner)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -285,7 +329,33 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--file", type=Path, help="run this file non-interactively")
     p.set_defaults(func=cmd_sql)
 
-    sub.add_parser("demo", help="run the pipeline end to end").set_defaults(func=cmd_demo)
+    p = sub.add_parser("demo", help="run the pipeline end to end")
+    p.add_argument(
+        "--live",
+        action="store_true",
+        help="feed the jobs already running (the compose stack's) and drain them, instead of "
+        "starting the local stack and running each job bounded",
+    )
+    p.add_argument(
+        "--await-kill",
+        action="store_true",
+        help="with --live: after half of the data, wait for a TaskManager to be killed and the "
+        "jobs to recover (make compose-test kills one)",
+    )
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("deploy", help="render the Kubernetes manifests from conf/")
+    p.add_argument("target", choices=["k8s"])
+    p.add_argument("--out", type=Path, default=paths.REPO / "docker" / "k8s")
+    p.add_argument("--check", action="store_true", help="exit 1 if the files differ")
+    p.set_defaults(func=cmd_deploy)
+
+    p = sub.add_parser("serve", help="run a server of the compose stack in the foreground")
+    p.add_argument("server", choices=["broker", "jobmanager", "taskmanager"])
+    p.set_defaults(func=cmd_serve)
+    p = sub.add_parser("healthy", help="the compose stack's health check of one process")
+    p.add_argument("process", choices=["broker", "jobmanager", "taskmanager", "loader"])
+    p.set_defaults(func=cmd_healthy)
 
     p = sub.add_parser("loader", help="run the exactly-once Kafka -> Delta loader (foreground)")
     p.add_argument(

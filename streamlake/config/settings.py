@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Annotated, Literal
@@ -13,6 +14,12 @@ from streamlake.config import paths
 from streamlake.config.registry import Duration, duration_ms
 
 _ID = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+
+# The one override of where things are: in the compose stack (docker/compose.yaml) each process runs
+# in its own container, so the broker and the JobManager are other hosts of the compose network.
+# The YAML stays the same for both stacks; these variables, unset on the local stack, name them.
+ENV_KAFKA_BOOTSTRAP = "STREAMLAKE_KAFKA_BOOTSTRAP"  # e.g. broker:9092
+ENV_FLINK_HOST = "STREAMLAKE_FLINK_HOST"  # the JobManager's host (RPC and REST), e.g. jobmanager
 _MEM = re.compile(r"^[1-9][0-9]*[mg]$")
 MemorySize = Annotated[str, config.matching(_MEM, "a memory size such as 1600m or 2g")]
 
@@ -36,7 +43,7 @@ class KafkaSettings(config.Strict):
 
     @property
     def bootstrap(self) -> str:
-        return f"{self.host}:{self.port}"
+        return os.environ.get(ENV_KAFKA_BOOTSTRAP) or f"{self.host}:{self.port}"
 
 
 class RestartSettings(config.Strict):
@@ -86,8 +93,13 @@ class FlinkSettings(config.Strict):
     restart: RestartSettings = RestartSettings()
 
     @property
+    def host(self) -> str:
+        """The JobManager's address: loopback, or STREAMLAKE_FLINK_HOST in the compose stack."""
+        return os.environ.get(ENV_FLINK_HOST) or "127.0.0.1"
+
+    @property
     def rest_url(self) -> str:
-        return f"http://127.0.0.1:{self.rest_port}"
+        return f"http://{self.host}:{self.rest_port}"
 
 
 class SinkSettings(config.Strict):

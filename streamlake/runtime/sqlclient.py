@@ -76,7 +76,10 @@ def run_sql(
             f"no healthy Flink cluster at {platform.flink.rest_url}: run `make up`"
         )
     argv = sql_client_argv(platform, file, conf_dir)
-    env = cluster.flink_env()
+    # Laid out by `up` on the local stack; in a container of the compose stack, here (as submit).
+    env = (
+        cluster.prepare_flink(platform) if not cluster.FLINK_CONF.exists() else cluster.flink_env()
+    )
     if file is None:
         os.execvpe(argv[0], argv, env)  # noqa: S606 (Flink's own sql-client.sh)  # hand the terminal to the client
     return subprocess.run(

@@ -142,14 +142,22 @@ def resume(
 
 
 def stop_with_savepoint(
-    platform: PlatformSettings, job_id: str, target_dir: Path, timeout_s: float = 120
+    platform: PlatformSettings,
+    job_id: str,
+    target_dir: Path,
+    timeout_s: float = 120,
+    *,
+    drain: bool = False,
 ) -> str:
-    """Stop a job with a savepoint (its Kafka transactions commit); return the savepoint path."""
+    """Stop a job with a savepoint (its Kafka transactions commit); return the savepoint path.
+
+    With `drain`, Flink first sends the end-of-input watermark through the job, as at the end of
+    a bounded run: every window and event-time timer fires and is written before it stops."""
     target_dir.mkdir(parents=True, exist_ok=True)
     trigger = cluster.rest_post(
         platform,
         f"/jobs/{job_id}/stop",
-        {"targetDirectory": target_dir.resolve().as_uri(), "drain": False},
+        {"targetDirectory": target_dir.resolve().as_uri(), "drain": drain},
     )["request-id"]
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:

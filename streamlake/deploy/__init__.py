@@ -1,0 +1,1 @@
+"""Deployments of the pipeline beyond this machine, rendered from conf/."""
