@@ -58,6 +58,8 @@ cmd_install() {
 		return 1
 	fi
 	echo "installing $PACKAGES (apt-get)"
+	# A fresh machine's package lists may be empty or old: refresh them once first.
+	apt-get update -qq >/dev/null
 	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $PACKAGES >/dev/null
 }
 
