@@ -30,32 +30,6 @@ N_EVENTS = 100_000
 SEED = 20261201
 
 
-def interleaved(recs: list[cs.Rec]) -> list[cs.Rec]:
-    """Round robin over the partitions, each in its own order: roughly event-time order."""
-    by_part: dict[tuple[str, int], list[cs.Rec]] = {}
-    for r in recs:
-        by_part.setdefault((r.topic_tenant, r.partition), []).append(r)
-    lists = list(by_part.values())
-    out: list[cs.Rec] = []
-    i = 0
-    while any(i < len(lst) for lst in lists):
-        out.extend(lst[i] for lst in lists if i < len(lst))
-        i += 1
-    return out
-
-
-def send(sc: SilverConf, bootstrap: str, recs: list[cs.Rec]) -> None:
-    for tenant in ("acme", "globex"):
-        mine = [r for r in recs if r.topic_tenant == tenant]
-        if mine:
-            kafka.produce(
-                bootstrap,
-                sc.bronze(tenant),
-                [(None, r.value) for r in mine],
-                partition_of={i: r.partition for i, r in enumerate(mine)},
-            )
-
-
 def wait_for(what: str, check: Callable[[], bool], timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -63,11 +37,6 @@ def wait_for(what: str, check: Callable[[], bool], timeout_s: float) -> None:
             return
         time.sleep(2)
     raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
-
-
-def audit_read(bootstrap: str, sc: SilverConf) -> int:
-    rows = kafka.read_committed_latest_json(bootstrap, sc.audit, f"r-{sc.uid}-{time.monotonic()}")
-    return sum(r["count_records"] for r in rows if r["metric"] == "read")
 
 
 @pytest.fixture(scope="module")
@@ -94,16 +63,16 @@ def test_a_backlog_gives_what_the_oracle_says(
         # The first flush records follow the data in every partition. The second go out once
         # the Silver job has read everything before them, so the rows they become carry a
         # watermark past the first: every window and rule of the data then fires.
-        send(sc, bootstrap, interleaved(recs) + flush[:6])
+        pc.send(sc, bootstrap, pc.interleaved(recs) + flush[:6])
         for name in ("silver", "gold", "device_anomaly"):
             ids.append(submit.submit(name, platform, conf_dir=sc.dir, parallelism=1))
         for n, rest in ((len(recs) + 6, flush[6:]), (total, [])):
 
             def read_all(n: int = n) -> bool:
-                return audit_read(bootstrap, sc) == n
+                return pc.audit_read(bootstrap, sc) == n
 
             wait_for(f"the Silver job to have read {n} records", read_all, timeout_s=400)
-            send(sc, bootstrap, rest)
+            pc.send(sc, bootstrap, rest)
         check_silver(sc, bootstrap, want)
         check_gold(sc, bootstrap, stream)
     finally:

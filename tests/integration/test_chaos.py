@@ -40,7 +40,6 @@ from streamlake.lake import landing as lake
 from streamlake.lake.sink import DeltaSink, read_delta
 from streamlake.stack import cluster
 from tests.conftest import SilverConf
-from tests.integration.test_catchup import audit_read, interleaved, send
 from tests.oracles import catchup
 from tests.support import catchup_stream as cs
 from tests.support import pipeline_checks as pc
@@ -298,9 +297,9 @@ def send_all(
     st: PrivateStack, sc: SilverConf, recs: list[cs.Rec], errors: list[BaseException]
 ) -> None:
     try:
-        ordered = interleaved(recs)
+        ordered = pc.interleaved(recs)
         for i in range(0, len(ordered), CHUNK):
-            send(sc, st.platform.kafka.bootstrap, ordered[i : i + CHUNK])
+            pc.send(sc, st.platform.kafka.bootstrap, ordered[i : i + CHUNK])
             time.sleep(CHUNK_PAUSE_S)
     except BaseException as e:  # re-raised in the test's thread
         errors.append(e)
@@ -359,14 +358,14 @@ def test_every_delta_table_survives_kills_exactly_once(
         sender.join(timeout=600)
         assert not sender.is_alive() and not errors, errors
         t_sent = time.monotonic() - t0
-        send(sc, bootstrap, flush[:6])
+        pc.send(sc, bootstrap, flush[:6])
         wait_until(
-            "Silver has read the data", lambda: audit_read(bootstrap, sc) == len(recs) + 6, 400
+            "Silver has read the data", lambda: pc.audit_read(bootstrap, sc) == len(recs) + 6, 400
         )
-        send(sc, bootstrap, flush[6:])
+        pc.send(sc, bootstrap, flush[6:])
         wait_until(
             "Silver has read everything",
-            lambda: audit_read(bootstrap, sc) == len(recs) + len(flush),
+            lambda: pc.audit_read(bootstrap, sc) == len(recs) + len(flush),
             400,
         )
         killer.join(timeout=300)

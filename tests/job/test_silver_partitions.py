@@ -20,8 +20,8 @@ from jobs import catalog
 from streamlake.config import settings
 from streamlake.runtime import flinkenv
 from tests.conftest import SilverConf
-from tests.integration.test_catchup import interleaved, send
 from tests.support import catchup_stream as cs
+from tests.support import pipeline_checks as pc
 from tests.support.timefmt import from_iso
 
 SILVER_PARTITIONS = 3
@@ -44,7 +44,7 @@ def test_every_silver_partition_has_rows_from_one_writer(
         kafka.create_topics(bootstrap, [t], partitions=SILVER_PARTITIONS, topic_config=cfgs.get(t))
     end = (int(time.time() * 1000) - 3 * cs.HOUR) // 60_000 * 60_000
     recs = cs.generate(20261203, N_EVENTS, end)
-    send(sc, bootstrap, interleaved(recs))
+    pc.send(sc, bootstrap, pc.interleaved(recs))
     platform = settings.load_platform(sc.dir / "platform.yaml")
     t_env = flinkenv.table_env(
         platform, name=f"silver-{sc.uid}", local=True, parallelism=parallelism

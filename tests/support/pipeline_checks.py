@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from connectors import kafka
 from tests.conftest import SilverConf, make_silver_conf
 from tests.oracles import anomaly, catchup
 from tests.oracles import gold as oracle
@@ -52,6 +53,37 @@ def seeded_stream(seed: int, n: int) -> dict[str, Any]:
         r for i in range(FLUSH_2_ROUNDS) for r in cs.flush(end, FLUSH_2_MS + i, 2 * 10**7 + 10 * i)
     ]
     return {"end": end, "recs": recs, "flush": flush, "want": catchup.expect(recs + flush)}
+
+
+def interleaved(recs: list[cs.Rec]) -> list[cs.Rec]:
+    """Round robin over the partitions, each in its own order: roughly event-time order."""
+    by_part: dict[tuple[str, int], list[cs.Rec]] = {}
+    for r in recs:
+        by_part.setdefault((r.topic_tenant, r.partition), []).append(r)
+    lists = list(by_part.values())
+    out: list[cs.Rec] = []
+    i = 0
+    while any(i < len(lst) for lst in lists):
+        out.extend(lst[i] for lst in lists if i < len(lst))
+        i += 1
+    return out
+
+
+def send(sc: SilverConf, bootstrap: str, recs: list[cs.Rec]) -> None:
+    for tenant in ("acme", "globex"):
+        mine = [r for r in recs if r.topic_tenant == tenant]
+        if mine:
+            kafka.produce(
+                bootstrap,
+                sc.bronze(tenant),
+                [(None, r.value) for r in mine],
+                partition_of={i: r.partition for i, r in enumerate(mine)},
+            )
+
+
+def audit_read(bootstrap: str, sc: SilverConf) -> int:
+    rows = kafka.read_committed_latest_json(bootstrap, sc.audit, f"r-{sc.uid}-{time.monotonic()}")
+    return sum(r["count_records"] for r in rows if r["metric"] == "read")
 
 
 def private_conf(tmp_path: Path, uid: str) -> SilverConf:
