@@ -506,3 +506,81 @@ class Isolated:
         self.latencies = got.get("latencies", [])
         self.by_group = got.get("by_group", {})
         self.early_partial = got.get("early_partial", 0)
+
+
+_JSTACK_LINE = re.compile(r'^"(?P<name>.*)" #\d+.*? cpu=(?P<ms>[0-9.]+)ms ')
+_SUBTASK = re.compile(r" \(\d+/\d+\)#\d+$")
+
+
+def thread_cpu_ms(pid: int) -> dict[str, float]:
+    """CPU milliseconds of each named Java thread of a JVM (jstack prints them since JDK 11)."""
+    import subprocess
+
+    from streamlake.stack.processes import java_executable
+
+    jstack = str(Path(java_executable()).resolve().parent / "jstack")
+    if not Path(jstack).exists():
+        return {}  # a JRE without the JDK's tools: no per-job figures
+    try:
+        out = subprocess.run(
+            [jstack, str(pid)], capture_output=True, text=True, timeout=60, check=False
+        ).stdout
+    except subprocess.TimeoutExpired:
+        return {}
+    got: dict[str, float] = {}
+    for line in out.splitlines():
+        m = _JSTACK_LINE.match(line)
+        if m:
+            got[m["name"]] = got.get(m["name"], 0.0) + float(m["ms"])
+    return got
+
+
+def thread_owner(name: str, jobs: dict[str, tuple[str, list[str]]]) -> str | None:
+    """Which job a TaskManager thread works for: its task threads and their helpers (source
+    fetchers, output flushers) are named after a task; its Kafka clients' threads carry the job's
+    client, group or transactional id (`<pipeline_id>.<job>`). None: the TaskManager's own
+    (GC, JIT, RPC, metrics, checkpoint I/O), shared by every job."""
+    task = _SUBTASK.sub("", name.split("|", 1)[-1])
+    for helper in _HELPER_PREFIXES:
+        task = task.removeprefix(helper)
+    for job, (ident, vertices) in jobs.items():
+        if (ident and ident in name) or task in vertices:
+            return job
+    return None
+
+
+_HELPER_PREFIXES = ("Source Data Fetcher for ", "OutputFlusher for ")
+
+
+def cpu_by_job(
+    before: dict[str, float], after: dict[str, float], jobs: dict[str, tuple[str, list[str]]]
+) -> dict[str, float]:
+    """CPU seconds each job's threads used between two thread_cpu_ms snapshots, and the rest of
+    the TaskManager JVM's threads as `taskmanager (shared)`. A thread that ended in between is
+    missed (the snapshots are taken while the jobs run)."""
+    out: dict[str, float] = {j: 0.0 for j in jobs}
+    out["taskmanager (shared)"] = 0.0
+    for name, ms in after.items():
+        d = ms - before.get(name, 0.0)
+        if d <= 0:
+            continue
+        owner = thread_owner(name, jobs) or "taskmanager (shared)"
+        out[owner] += d / 1000
+    return {k: round(v, 2) for k, v in out.items()}
+
+
+def shared_threads(
+    before: dict[str, float],
+    after: dict[str, float],
+    jobs: dict[str, tuple[str, list[str]]],
+    n: int = 6,
+) -> list[tuple[str, float]]:
+    """The TaskManager threads no job owns that used the most CPU seconds, grouped by name
+    without numbers (e.g. `C2 CompilerThreadN`, `GC Thread#N`)."""
+    groups: dict[str, float] = {}
+    for name, ms in after.items():
+        d = ms - before.get(name, 0.0)
+        if d > 0 and thread_owner(name, jobs) is None:
+            g = re.sub(r"\d+", "N", name.split("|", 1)[-1])
+            groups[g] = groups.get(g, 0.0) + d / 1000
+    return [(k, round(v, 2)) for k, v in sorted(groups.items(), key=lambda kv: -kv[1])[:n]]

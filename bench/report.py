@@ -128,6 +128,16 @@ def markdown(results: dict[str, Any], pngs: list[str]) -> str:
             f"{trio('silver_or_output_ms')} | {trio('silver_delta_ms')} | {trio('alert_ms')} | "
             f"{trio('gold_delta_after_window_end_ms')} | {lat.get('delta_files_per_min', '-')} |"
         )
+    if results.get("targets"):
+        lines += [
+            "",
+            "Targets (issue 12), from pipeline_eo, silver_alone and peer of this run:",
+            "",
+        ]
+        lines += ["| target | measured | bound | met |", "| --- | ---: | ---: | --- |"]
+        for t in results["targets"]:
+            met = {True: "met", False: "MISSED", None: "not measured"}[t["met"]]
+            lines.append(f"| {t['target']} | {t['measured']} | {t['bound']} | {met} |")
     lines += ["", "Ratios within this run:", ""]
     for k, v in results["ratios"].items():
         lines.append(f"- {k}: {v}")
@@ -146,6 +156,30 @@ def markdown(results: dict[str, Any], pngs: list[str]) -> str:
                 "end holding only late rows (allowed lateness revises a window at once); they are "
                 "measured when the window fired"
             )
+    lines += [
+        "",
+        "Scaling and CPU by job: TaskManager CPU µs per pre-loaded Bronze event, by the job whose "
+        "threads used it (jstack's thread CPU; `taskmanager (shared)`: GC, JIT, RPC, checkpoint "
+        "I/O), and the TaskManager's uptime when the scenario started:",
+        "",
+        "| scenario | parallelism | TaskManagers | events/s | CPU s / M events (all processes) "
+        "| TaskManager CPU µs / event by job | TM uptime at start (s) |",
+        "| --- | ---: | ---: | ---: | ---: | --- | ---: |",
+    ]
+    for name, r in results["scenarios"].items():
+        c = r.get("capacity", {})
+        by = ", ".join(f"{k} {v}" for k, v in (c.get("cpu_us_per_event_by_job") or {}).items())
+        lines.append(
+            f"| {name} | {r.get('parallelism') or results['settings'].get('parallelism')} | "
+            f"{r.get('taskmanagers', 1)} | {c.get('events_per_s')} | "
+            f"{c.get('cpu_s_per_million_events')} | {by or '-'} | "
+            f"{c.get('taskmanager_uptime_s_at_start')} |"
+        )
+    lines += ["", "The TaskManager's shared CPU seconds, by thread group (the largest):", ""]
+    for name, r in results["scenarios"].items():
+        top = r.get("capacity", {}).get("taskmanager_shared_cpu_s_top") or []
+        if top:
+            lines.append(f"- {name}: " + ", ".join(f"`{k}` {v}" for k, v in top))
     lines += ["", "Peak RSS (MB) and CPU seconds per process during the capacity run:", ""]
     for name, r in results["scenarios"].items():
         c = r.get("capacity", {})

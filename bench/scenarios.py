@@ -22,10 +22,13 @@ from bench.probes import (
     Isolated,
     Sampler,
     VisibleLatency,
+    cpu_by_job,
     end_offsets,
     pct,
+    shared_threads,
     spark_committed_offsets,
     steady_rate,
+    thread_cpu_ms,
 )
 from connectors import kafka
 from jobs import catalog
@@ -54,10 +57,24 @@ class Scenario:
     # conf/gold.yaml keys this scenario sets otherwise (e.g. the watermark emission measured
     # against the default's)
     gold: dict[str, Any] = field(default_factory=dict)
+    # Start on a TaskManager started for this scenario (issue 12: a stack that had run other jobs
+    # measured slower); False measures the one the previous scenario used, as it was left.
+    fresh_taskmanager: bool = True
+    # Every job's parallelism (None: conf/platform.yaml's), and how many TaskManagers run (the
+    # local stack has one; the others are started for the scenario, on this same machine).
+    parallelism: int | None = None
+    taskmanagers: int = 1
+    # conf/silver.yaml keys this scenario sets otherwise (e.g. its state backend)
+    silver: dict[str, Any] = field(default_factory=dict)
     results: dict[str, Any] = field(default_factory=dict)
 
 
-def scenario_conf(name: str, delivery: str, gold: dict[str, Any] | None = None) -> Path:
+def scenario_conf(
+    name: str,
+    delivery: str,
+    gold: dict[str, Any] | None = None,
+    silver: dict[str, Any] | None = None,
+) -> Path:
     """A private copy of conf/ with its own topics, groups, transactional ids and lake."""
     d = WORK / name / "conf"
     shutil.rmtree(d.parent, ignore_errors=True)
@@ -78,7 +95,12 @@ def scenario_conf(name: str, delivery: str, gold: dict[str, Any] | None = None) 
         edit(f"tenants/{f.name}", topics=[f"bronze_{f.stem}_events{suffix}"])
     for f in sorted((d / "event_types").glob("*.yaml")):
         edit(f"event_types/{f.name}", silver_topic=f"silver_{f.stem}{suffix}")
-    edit("silver.yaml", dlq_topic=f"dlq_events{suffix}", audit_topic=f"audit_silver_counts{suffix}")
+    edit(
+        "silver.yaml",
+        **(silver or {}),
+        dlq_topic=f"dlq_events{suffix}",
+        audit_topic=f"audit_silver_counts{suffix}",
+    )
     edit(
         "gold.yaml",
         **(gold or {}),
@@ -124,7 +146,8 @@ def run_scenario(
     sc: Scenario, plat: PlatformSettings, n: int, latency_s: int, spec: LoadSpec
 ) -> None:
     bootstrap = plat.kafka.bootstrap
-    conf = scenario_conf(sc.name, sc.delivery, sc.gold)
+    conf = scenario_conf(sc.name, sc.delivery, sc.gold, sc.silver)
+    sc.results.update(parallelism=sc.parallelism, taskmanagers=sc.taskmanagers)
     io = {j: job_io(j, conf) for j in sc.jobs}
     topics = sorted({t for ins, outs, _ in io.values() for t in ins + outs})
     kafka.delete_topics(bootstrap, topics)
@@ -143,7 +166,15 @@ def run_scenario(
     generator_rate = n / gen.produce(bootstrap, n, backdate_ms=PRELOAD_SPAN_MS)
     in_total = end_offsets(bootstrap, bronze)
 
-    roots = _roots()
+    slots_needed = len(sc.jobs) * (sc.parallelism or plat.flink.parallelism)
+    if sc.fresh_taskmanager and not sc.peer:
+        per_tm = -(-slots_needed // sc.taskmanagers)
+        fresh_taskmanager(plat, max(plat.flink.task_slots, per_tm))
+    tm_uptime_s = _tm_uptime_s()
+    extra_tms = [f"flink-taskmanager-{i}" for i in range(2, sc.taskmanagers + 1)]
+    for name in extra_tms:
+        extra_taskmanager(plat, name)
+    roots = _roots(extra_tms)
     loader_proc = None
     if sc.loader:
         log = open(WORK / sc.name / "loader.log", "w")
@@ -175,19 +206,28 @@ def run_scenario(
             peer_proc = start_peer(bootstrap, bronze, peer_lake, WORK / sc.name)
             roots["peer-spark"] = peer_proc.pid
         # A cancelled job of the previous scenario can hold its slot for a while.
-        wait_for_free_slots(plat, 0 if sc.peer else len(sc.jobs))
+        wait_for_free_slots(plat, 0 if sc.peer else slots_needed)
         # Downstream jobs first, so they are running when their input starts to arrive; the
         # clock starts when the first job has read its first record.
         for name in [] if sc.peer else sc.jobs[1:]:
-            job_ids[name] = submit.submit(name, plat, conf_dir=conf)
+            job_ids[name] = submit.submit(name, plat, conf_dir=conf, parallelism=sc.parallelism)
             submit.wait_job(plat, job_ids[name], {"RUNNING"}, timeout_s=120)
         if not sc.peer:
-            job_ids = {sc.jobs[0]: submit.submit(sc.jobs[0], plat, conf_dir=conf), **job_ids}
+            job_ids = {
+                sc.jobs[0]: submit.submit(
+                    sc.jobs[0], plat, conf_dir=conf, parallelism=sc.parallelism
+                ),
+                **job_ids,
+            }
             submit.wait_job(plat, job_ids[sc.jobs[0]], {"RUNNING"}, timeout_s=120)
         drain = Drain(plat, records, job_ids, {j: io[j][0] for j in job_ids})
         sampler.start()
         t_running = time.monotonic()
         seen_at_start = 0
+        owners = {
+            j: (f"bench_{sc.name}.{j}", _vertex_names(plat, jid)) for j, jid in job_ids.items()
+        }
+        threads_before: dict[str, float] = {}
         if not sc.peer:
             # Both ends of the interval are readings of the same once-a-second metric, so its
             # staleness cancels out: (total - first reading) / (done - time of first reading).
@@ -195,6 +235,7 @@ def run_scenario(
             while (seen_at_start := records(first_jid)) == 0 and time.monotonic() < t_running + 120:
                 time.sleep(0.1)
             t_running = time.monotonic()
+            threads_before = _threads(roots)
         if sc.peer:
             deadline = time.monotonic() + 600
             while time.monotonic() < deadline and progress()["peer"] < in_total:
@@ -205,6 +246,7 @@ def run_scenario(
                 raise TimeoutError(f"[{sc.name}] the jobs did not process the pre-load in 900 s")
             done_at = drain.done_at
         catch_up_s = max(done_at.values()) - t_running
+        threads_after = _threads(roots) if threads_before else {}
         capacity_samples = sampler.stop()
         first_name = next(iter(done_at))
         rate = steady_rate(capacity_samples, in_total, first_name)
@@ -221,6 +263,17 @@ def run_scenario(
             "first_job_steady_events_per_s": round(rate),
             "records_in_by_job": last_s["out"],
             "cpu_s_per_million_events": round(cpu_s / in_total * 1e6, 1),
+            # The TaskManager's CPU by job (its threads; jstack), per pre-loaded Bronze event.
+            "cpu_us_per_event_by_job": {
+                k: round(v / in_total * 1e6, 1)
+                for k, v in cpu_by_job(threads_before, threads_after, owners).items()
+            }
+            if threads_after
+            else {},
+            "taskmanager_shared_cpu_s_top": shared_threads(threads_before, threads_after, owners)
+            if threads_after
+            else [],
+            "taskmanager_uptime_s_at_start": tm_uptime_s,
             "cpu_s_by_process": {
                 k: round(last_s["cpu"][k] - first_s["cpu"].get(k, 0.0), 1) for k in last_s["cpu"]
             },
@@ -360,6 +413,8 @@ def run_scenario(
                     proc.wait(60)
                 except subprocess.TimeoutExpired:
                     proc.kill()
+        for name in extra_tms:
+            processes.stop(name)
         kafka.delete_topics(bootstrap, topics)
 
 
@@ -407,9 +462,9 @@ def _r(x: float | None) -> float | None:
     return None if x is None else round(x, 1)
 
 
-def _roots() -> dict[str, int]:
+def _roots(extra: list[str]) -> dict[str, int]:
     out = {}
-    for name in ("kafka", "flink-jobmanager", "flink-taskmanager"):
+    for name in ("kafka", "flink-jobmanager", "flink-taskmanager", *extra):
         proc = processes.owned(name)
         if proc is not None:
             out[name] = proc.pid
@@ -418,6 +473,61 @@ def _roots() -> dict[str, int]:
 
 def _delta_files(root: Path) -> int:
     return sum(1 for _ in root.rglob("*.parquet")) if root.exists() else 0
+
+
+def fresh_taskmanager(plat: PlatformSettings, slots: int) -> None:
+    """Replace the TaskManager with a new one with this many slots. The old one is stopped on
+    purpose, so the supervisor leaves the restart to us, and adopts the new one (if it dies, the
+    supervisor starts it again with the platform's slots)."""
+    old = cluster.taskmanager_ids(plat)
+    processes.stop("flink-taskmanager")
+    _start_taskmanager(plat, "flink-taskmanager", slots)
+    deadline = time.monotonic() + 120
+    while cluster.taskmanager_ids(plat) & old:
+        if time.monotonic() > deadline:
+            raise TimeoutError("the JobManager still lists the TaskManager that was stopped")
+        time.sleep(1)
+
+
+def _start_taskmanager(plat: PlatformSettings, name: str, slots: int) -> None:
+    before = cluster.taskmanager_ids(plat)
+    log = processes.LOG_OF.get(name, paths.LOGS / f"{name}.out")
+    argv = [cluster.flink_bin("taskmanager.sh"), "start-foreground"]
+    processes.spawn(
+        name,
+        [*argv, "-D", f"taskmanager.numberOfTaskSlots={slots}"],
+        cluster.flink_env(),
+        log,
+        paths.STACK,
+    )
+    processes.wait_for(lambda: bool(cluster.taskmanager_ids(plat) - before), name, 90, log, name)
+
+
+def extra_taskmanager(plat: PlatformSettings, name: str) -> None:
+    """One more TaskManager on this machine (same config, its own ports), for a scenario."""
+    _start_taskmanager(plat, name, plat.flink.task_slots)
+
+
+def _threads(roots: dict[str, int]) -> dict[str, float]:
+    """Thread CPU of every TaskManager JVM, each thread name prefixed by its JVM's."""
+    out: dict[str, float] = {}
+    for name, pid in roots.items():
+        if name.startswith("flink-taskmanager"):
+            out.update({f"{name}|{t}": ms for t, ms in thread_cpu_ms(pid).items()})
+    return out
+
+
+def _tm_uptime_s() -> float | None:
+    proc = processes.owned("flink-taskmanager")
+    up = processes.uptime_s(proc.pid) if proc else None
+    return None if up is None else round(up, 1)
+
+
+def _vertex_names(plat: PlatformSettings, job_id: str) -> list[str]:
+    try:
+        return [str(v["name"]) for v in cluster.rest_get(plat, f"/jobs/{job_id}")["vertices"]]
+    except Exception:
+        return []
 
 
 def wait_for_free_slots(plat: PlatformSettings, n: int, timeout_s: float = 300) -> None:

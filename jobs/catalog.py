@@ -235,6 +235,9 @@ def silver(conf_dir: Path) -> SqlJob:
             # ones (measured: CURRENT_WATERMARK became the wall clock), and the watermark every
             # Silver row carries would be wrong.
             "table.exec.mini-batch.enabled": "false",
+            **(
+                {"state.backend.type": reg.silver.state_backend} if reg.silver.state_backend else {}
+            ),
         },
         # Fair reading of a backlog: Kafka's consumer hands out one partition's fetched bytes
         # before the next partition's, so at 1 MiB (its default) a catching-up job reads thousands

@@ -248,6 +248,9 @@ class SilverRunner(config.Strict):
     # that keep producer CreateTime instead.
     idle_timeout: Duration = "10s"
     pii_hash_key: str = "${env:STREAMLAKE_PII_HASH_KEY}"
+    # Where the job keeps its state (dedup keys for the horizon, audit counts); unset: the
+    # platform's (conf/platform.yaml flink.state_backend).
+    state_backend: Literal["rocksdb", "hashmap"] | None = None
     # Optional pins: tenant -> event type -> versions accepted. Default: every version.
     active_versions: dict[str, dict[str, list[int]]] = Field(default_factory=dict)
 
