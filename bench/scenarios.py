@@ -481,7 +481,7 @@ def fresh_taskmanager(plat: PlatformSettings, slots: int) -> None:
     supervisor starts it again with the platform's slots)."""
     old = cluster.taskmanager_ids(plat)
     processes.stop("flink-taskmanager")
-    _start_taskmanager(plat, "flink-taskmanager", slots)
+    cluster.taskmanager_start(plat, slots=slots)
     deadline = time.monotonic() + 120
     while cluster.taskmanager_ids(plat) & old:
         if time.monotonic() > deadline:
@@ -489,23 +489,9 @@ def fresh_taskmanager(plat: PlatformSettings, slots: int) -> None:
         time.sleep(1)
 
 
-def _start_taskmanager(plat: PlatformSettings, name: str, slots: int) -> None:
-    before = cluster.taskmanager_ids(plat)
-    log = processes.LOG_OF.get(name, paths.LOGS / f"{name}.out")
-    argv = [cluster.flink_bin("taskmanager.sh"), "start-foreground"]
-    processes.spawn(
-        name,
-        [*argv, "-D", f"taskmanager.numberOfTaskSlots={slots}"],
-        cluster.flink_env(),
-        log,
-        paths.STACK,
-    )
-    processes.wait_for(lambda: bool(cluster.taskmanager_ids(plat) - before), name, 90, log, name)
-
-
 def extra_taskmanager(plat: PlatformSettings, name: str) -> None:
     """One more TaskManager on this machine (same config, its own ports), for a scenario."""
-    _start_taskmanager(plat, name, plat.flink.task_slots)
+    cluster.taskmanager_start(plat, name=name)
 
 
 def _threads(roots: dict[str, int]) -> dict[str, float]:

@@ -203,10 +203,14 @@ def flink_up(s: PlatformSettings) -> str:
     return f"flink: up, UI at {s.flink.rest_url} (logs in {paths.LOGS})"
 
 
-def _start_foreground(name: str, script: str) -> Path:
-    """Run one of Flink's daemon scripts in the foreground, as our child; return its log."""
-    log = LOG_OF[name]
-    spawn(name, [flink_bin(script), "start-foreground"], flink_env(), log, paths.STACK)
+def _start_foreground(name: str, script: str, *dynamic: str) -> Path:
+    """Run one of Flink's daemon scripts in the foreground, as our child (dynamic: `-D key=value`
+    overrides of its config); return its log."""
+    log = LOG_OF.get(name, paths.LOGS / f"{name}.out")
+    argv = [flink_bin(script), "start-foreground"]
+    for d in dynamic:
+        argv += ["-D", d]
+    spawn(name, argv, flink_env(), log, paths.STACK)
     return log
 
 
@@ -223,19 +227,23 @@ def jobmanager_start(s: PlatformSettings) -> str:
     return f"flink-jobmanager: up, UI at {s.flink.rest_url}"
 
 
-def taskmanager_start(s: PlatformSettings) -> str:
-    """Start a TaskManager and wait until the JobManager lists it with its slots.
+def taskmanager_start(
+    s: PlatformSettings, name: str = "flink-taskmanager", slots: int | None = None
+) -> str:
+    """Start a TaskManager and wait until the JobManager lists it with its slots (slots: other
+    than conf/platform.yaml's; name: another TaskManager beside the stack's, e.g. for a bench).
 
     A TaskManager that died stays listed until the JobManager notices (missed heartbeats), so
     healthy here means a TaskManager id that was not listed before this one started."""
     before = taskmanager_ids(s)
-    log = _start_foreground("flink-taskmanager", "taskmanager.sh")
+    dynamic = () if slots is None else (f"taskmanager.numberOfTaskSlots={slots}",)
+    log = _start_foreground(name, "taskmanager.sh", *dynamic)
     wait_for(
         lambda: bool(taskmanager_ids(s) - before) and flink_healthy(s),
         "flink taskmanager",
         90,
         log,
-        "flink-taskmanager",
+        name,
     )
     return f"flink-taskmanager: up, registered with the JobManager at {s.flink.rest_url}"
 
